@@ -1,0 +1,186 @@
+"""Fill all business time from sparse polls: the interpolation rules.
+
+A rule turns a store's evidence polls (sorted, one per instant) into an
+``UptimeEstimate``: something that says how many seconds of ``[start, end)``
+the store was up. Estimates may be fractional (an expected value); uptime and
+downtime of a span always add up to its length because downtime is defined as
+the rest.
+
+Three rules are kept so the simulator can measure them against ground truth
+(see docs/ALGORITHM.md); ``DEFAULT_RULE`` is the one reports use.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Protocol, Sequence
+
+
+class Poll(NamedTuple):
+    at: int  # epoch seconds, UTC
+    active: bool
+
+
+class UptimeEstimate(Protocol):
+    def uptime_seconds(self, start: int, end: int) -> float:
+        """Expected seconds of ``[start, end)`` during which the store was up."""
+
+
+InterpolationRule = Callable[[Sequence[Poll]], UptimeEstimate]
+
+
+def canonical_polls(polls: Sequence[Poll]) -> list[Poll]:
+    """Sorted, one poll per instant; of two conflicting polls at one instant the
+    inactive one wins (a report should not claim uptime it cannot back)."""
+    by_instant: dict[int, bool] = {}
+    for at, active in polls:
+        by_instant[at] = by_instant.get(at, True) and active
+    return [Poll(at, by_instant[at]) for at in sorted(by_instant)]
+
+
+class NoEvidence:
+    """No poll to go on: nothing can be confirmed up, so all of it counts as down."""
+
+    def uptime_seconds(self, start: int, end: int) -> float:
+        return 0.0
+
+
+class StepEstimate:
+    """Up (1) or down (0) on each piece between breakpoints; constant beyond both ends."""
+
+    def __init__(self, breakpoints: Sequence[int], values: Sequence[int]) -> None:
+        # values[i] holds on [breakpoints[i-1], breakpoints[i]); values has one more item.
+        self._breaks = list(breakpoints)
+        self._values = list(values)
+        cumulative = [0]
+        for i in range(1, len(self._breaks)):
+            cumulative.append(cumulative[-1] + self._values[i] * (self._breaks[i] - self._breaks[i - 1]))
+        self._cumulative = cumulative  # up seconds from breakpoints[0] to breakpoints[i]
+
+    def _up_before(self, instant: int) -> float:
+        """Up seconds in [breakpoints[0], instant), negative when instant is before it."""
+        breaks = self._breaks
+        if instant <= breaks[0]:
+            return -self._values[0] * (breaks[0] - instant)
+        index = bisect.bisect_right(breaks, instant) - 1
+        return self._cumulative[index] + self._values[index + 1] * (instant - breaks[index])
+
+    def uptime_seconds(self, start: int, end: int) -> float:
+        if end <= start:
+            return 0.0
+        return float(self._up_before(end) - self._up_before(start))
+
+
+def carry_forward(polls: Sequence[Poll]) -> UptimeEstimate:
+    """Last observation carried forward; before the first poll, that poll holds."""
+    if not polls:
+        return NoEvidence()
+    breaks = [p.at for p in polls]
+    values = [int(polls[0].active)] + [int(p.active) for p in polls]
+    return StepEstimate(breaks, values)
+
+
+def nearest_poll(polls: Sequence[Poll]) -> UptimeEstimate:
+    """Each moment takes the status of the poll nearest in time; changes at midpoints."""
+    if not polls:
+        return NoEvidence()
+    breaks = [(a.at + b.at) // 2 for a, b in zip(polls, polls[1:])] or [polls[0].at]
+    values = [int(p.active) for p in polls]
+    if len(polls) == 1:
+        values = values * 2
+    return StepEstimate(breaks, values)
+
+
+@dataclass(frozen=True)
+class MarkovParameters:
+    """A two-state (up/down) continuous-time Markov model of a store's connection.
+
+    ``relaxation_hours`` is 1/(rate up->down + rate down->up): how long a
+    status observed by a poll stays informative. The store's long-run share of
+    up time is estimated from its own evidence polls, pulled towards
+    ``prior_up_share`` with the weight of ``prior_weight`` polls.
+    """
+
+    relaxation_hours: float = 3.0
+    prior_up_share: float = 0.8
+    prior_weight: float = 2.0
+
+
+class MarkovBridgeEstimate:
+    """Expected uptime of a two-state Markov chain conditioned on every poll.
+
+    Between two polls the chain is a bridge (conditioned on both ends); before
+    the first and after the last poll it relaxes from the observed state to the
+    store's long-run share. Integrals are closed-form, so this is exact for the
+    model and costs O(log n) per span plus the polls inside it.
+    """
+
+    def __init__(self, polls: Sequence[Poll], params: MarkovParameters) -> None:
+        self._times = [p.at for p in polls]
+        self._states = [1.0 if p.active else 0.0 for p in polls]
+        active = sum(self._states)
+        self._pi = (active + params.prior_up_share * params.prior_weight) / (len(polls) + params.prior_weight)
+        self._kappa = 1.0 / (params.relaxation_hours * 3600.0)
+
+    def _relaxing(self, state: float, d1: float, d2: float) -> float:
+        """Integral of P(up) over distances [d1, d2] from a poll in ``state``."""
+        k, pi = self._kappa, self._pi
+        return pi * (d2 - d1) + (state - pi) * (math.exp(-k * d1) - math.exp(-k * d2)) / k
+
+    def _bridge(self, gap: int, t1: float, t2: float) -> float:
+        """Integral of P(up) over [t1, t2] (offsets from the earlier poll) in a gap."""
+        k, pi = self._kappa, self._pi
+        a, b = self._states[gap], self._states[gap + 1]
+        length = self._times[gap + 1] - self._times[gap]
+        pi_b = pi if b else 1.0 - pi
+        big_a = a - pi
+        big_b = (1.0 if b else 0.0) - pi_b
+        decay = math.exp(-k * length)
+        same = 1.0 if a == b else 0.0
+        norm = pi_b + (same - pi_b) * decay
+        integral = (
+            pi * pi_b * (t2 - t1)
+            + pi * big_b * (math.exp(-k * (length - t2)) - math.exp(-k * (length - t1))) / k
+            + big_a * pi_b * (math.exp(-k * t1) - math.exp(-k * t2)) / k
+            + big_a * big_b * decay * (t2 - t1)
+        )
+        return integral / norm
+
+    def uptime_seconds(self, start: int, end: int) -> float:
+        if end <= start:
+            return 0.0
+        times = self._times
+        total = 0.0
+        first, last = times[0], times[-1]
+        if start < first:
+            lo, hi = start, min(end, first)
+            total += self._relaxing(self._states[0], first - hi, first - lo)
+        if end > last:
+            lo, hi = max(start, last), end
+            total += self._relaxing(self._states[-1], lo - last, hi - last)
+        if end > first and start < last:
+            gap = max(0, bisect.bisect_right(times, start) - 1)
+            while gap < len(times) - 1 and times[gap] < end:
+                g0, g1 = times[gap], times[gap + 1]
+                lo, hi = max(start, g0), min(end, g1)
+                if lo < hi:
+                    total += self._bridge(gap, lo - g0, hi - g0)
+                gap += 1
+        return min(float(end - start), max(0.0, total))
+
+
+def markov_bridge(polls: Sequence[Poll], params: MarkovParameters = MarkovParameters()) -> UptimeEstimate:
+    if not polls:
+        return NoEvidence()
+    return MarkovBridgeEstimate(polls, params)
+
+
+RULES: dict[str, InterpolationRule] = {
+    "carry_forward": carry_forward,
+    "nearest_poll": nearest_poll,
+    "markov_bridge": markov_bridge,
+}
+
+#: Chosen by measurement against the simulator; see docs/ALGORITHM.md.
+DEFAULT_RULE_NAME = "nearest_poll"

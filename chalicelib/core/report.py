@@ -1,0 +1,118 @@
+"""A store's polls, schedule, zone and ``now`` -> its report row.
+
+This is the only place the report's rules are applied; the worker, the CLI,
+the simulator and the benchmarks all call ``store_report``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+from chalicelib.core.interpolation import (
+    DEFAULT_RULE_NAME,
+    RULES,
+    InterpolationRule,
+    Poll,
+    canonical_polls,
+)
+from chalicelib.core.schedule import Span, WeeklySchedule, business_intervals, clip_spans, contains
+
+HOUR = 3600
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+
+#: The windows of the report, each ending at ``now``.
+WINDOWS: tuple[tuple[str, int], ...] = (("hour", HOUR), ("day", DAY), ("week", WEEK))
+
+#: How far before the week window polls are still read as evidence for its start.
+LOOKBACK = DAY
+
+#: Polls from here on (relative to now) are read for a report.
+READ_RANGE = WEEK + LOOKBACK
+
+CSV_HEADER = (
+    "store_id",
+    "uptime_last_hour",
+    "uptime_last_day",
+    "uptime_last_week",
+    "downtime_last_hour",
+    "downtime_last_day",
+    "downtime_last_week",
+)
+
+
+@dataclass(frozen=True)
+class WindowTotals:
+    """Seconds of business time and of estimated uptime in one window."""
+
+    business: int
+    uptime: float
+
+    @property
+    def downtime(self) -> float:
+        return self.business - self.uptime
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    store_id: str
+    hour: WindowTotals
+    day: WindowTotals
+    week: WindowTotals
+
+    def csv_fields(self) -> list[str]:
+        """The CSV row: hour in minutes, day and week in hours, two decimals.
+
+        Each window's business time and uptime are rounded to hundredths and
+        downtime is their difference, so the printed columns still add up.
+        """
+        ups, downs = [], []
+        for totals, unit in ((self.hour, 60), (self.day, 3600), (self.week, 3600)):
+            business = round(totals.business * 100 / unit)
+            up = min(business, round(totals.uptime * 100 / unit))
+            ups.append(_hundredths(up))
+            downs.append(_hundredths(business - up))
+        return [self.store_id, *ups, *downs]
+
+
+def _hundredths(value: int) -> str:
+    return f"{value // 100}.{value % 100:02d}"
+
+
+def evidence_polls(polls: Sequence[Poll], business: Sequence[Span]) -> list[Poll]:
+    """Polls that say something about business time.
+
+    A closed store often reports ``inactive``; such a poll outside business
+    hours says only that it is closed. An ``active`` poll is evidence wherever
+    it falls: the store was online then.
+    """
+    return [p for p in polls if p.active or contains(business, p.at)]
+
+
+def store_report(
+    store_id: str,
+    polls: Iterable[Poll],
+    schedule: Optional[WeeklySchedule],
+    tz_name: str,
+    now: int,
+    rule: InterpolationRule | None = None,
+) -> StoreReport:
+    """Business time and estimated uptime of one store in each window ending at ``now``.
+
+    Only polls in ``[now - READ_RANGE, now]`` are used, so a report costs the
+    same whatever the length of the history.
+    """
+    rule = rule or RULES[DEFAULT_RULE_NAME]
+    schedule = schedule or WeeklySchedule.always_open()
+    read_start = now - READ_RANGE
+    business = business_intervals(schedule, tz_name, read_start, now)
+    in_range = [p for p in polls if read_start <= p.at <= now]
+    estimate = rule(evidence_polls(canonical_polls(in_range), business))
+    totals = {}
+    for name, length in WINDOWS:
+        spans = clip_spans(business, now - length, now)
+        totals[name] = WindowTotals(
+            business=sum(hi - lo for lo, hi in spans),
+            uptime=sum(estimate.uptime_seconds(lo, hi) for lo, hi in spans),
+        )
+    return StoreReport(store_id=store_id, **totals)

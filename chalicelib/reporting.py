@@ -1,0 +1,182 @@
+"""The report job: plan parts, compute each part, assemble one CSV in S3.
+
+A job fans out into ``report_parts`` SQS messages, each naming a set of store
+shards. Each worker invocation computes its shards' rows (sorted by store id)
+into a part object; the invocation that finishes the last part merges the
+parts into the final CSV. Merging sorted parts gives the same bytes whatever
+the number of parts.
+"""
+from __future__ import annotations
+
+import csv
+import heapq
+import io
+import json
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Iterator, Optional
+
+from chalicelib.aws import queue_url, s3_client, sqs_client
+from chalicelib.core.parsing import DEFAULT_TIMEZONE
+from chalicelib.core.report import CSV_HEADER, READ_RANGE, store_report
+from chalicelib.core.schedule import WeeklySchedule
+from chalicelib.settings import Settings
+from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
+from chalicelib.storage.models import ReportJob
+from chalicelib.storage.polls import PollRepository
+from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
+
+
+class ReportInputError(Exception):
+    """The job cannot succeed however often it is retried (e.g. no data)."""
+
+
+@dataclass(frozen=True)
+class ReportPart:
+    """The body of one fan-out SQS message."""
+
+    report_id: str
+    part: int
+    shards: list[int]
+    data_now: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, body: str) -> "ReportPart":
+        data = json.loads(body)
+        return cls(report_id=str(data["report_id"]), part=int(data["part"]),
+                   shards=[int(s) for s in data["shards"]], data_now=int(data["data_now"]))
+
+
+def plan_parts(shards: int, parts: int) -> list[list[int]]:
+    """Deal shards round-robin into at most ``parts`` non-empty parts."""
+    parts = max(1, min(parts, shards))
+    return [list(range(first, shards, parts)) for first in range(parts)]
+
+
+def part_key(report_id: str, part: int) -> str:
+    return f"reports/{report_id}/parts/{part:04d}.csv"
+
+
+def report_key(report_id: str) -> str:
+    return f"reports/{report_id}/report.csv"
+
+
+class ReportService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.jobs = ReportJobRepository()
+        self.state = DatasetStateRepository()
+        self.polls = PollRepository(settings.poll_shards, settings.retention_days)
+        self.hours = business_hours_repository(settings.poll_shards)
+        self.zones = timezone_repository(settings.poll_shards)
+
+    # -- trigger ----------------------------------------------------------
+    def trigger(self) -> str:
+        report_id = str(uuid.uuid4())
+        data_now = self.state.latest_poll_at()
+        plan = plan_parts(self.settings.poll_shards, self.settings.report_parts)
+        self.jobs.create(report_id, parts_total=len(plan), data_now=data_now)
+        if data_now is None:
+            self.jobs.fail(report_id, "no polls have been ingested yet, so there is nothing to report")
+            return report_id
+        messages = [ReportPart(report_id, index, shards, data_now) for index, shards in enumerate(plan)]
+        url = queue_url(self.settings.report_queue)
+        for start in range(0, len(messages), 10):
+            batch = messages[start:start + 10]
+            response = sqs_client().send_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(m.part), "MessageBody": m.to_json()} for m in batch],
+            )
+            if response.get("Failed"):
+                self.jobs.fail(report_id, f"could not queue the report's parts: {response['Failed']}")
+                break
+        return report_id
+
+    # -- one part ---------------------------------------------------------
+    def compute_rows(self, shards: Iterable[int], data_now: int) -> list[list[str]]:
+        """CSV rows (without header) of every store in ``shards``, sorted by store id."""
+        shards = sorted(set(shards))
+        schedules = self.hours.read(shards)
+        zones = self.zones.read(shards)
+        rows = []
+        for shard in shards:
+            data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
+            for store_id in data.roster | set(data.polls_by_store):
+                schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
+                report = store_report(store_id, data.polls_by_store.get(store_id, ()), schedule,
+                                      zones.get(store_id, DEFAULT_TIMEZONE), data_now)
+                rows.append(report.csv_fields())
+        rows.sort(key=lambda row: row[0])
+        return rows
+
+    def run_part(self, part: ReportPart) -> Optional[ReportJob]:
+        """Compute and store one part; assemble the report if it was the last one."""
+        job = self.jobs.get(part.report_id)
+        if job is None:
+            raise ReportInputError(f"report {part.report_id} does not exist")
+        if job.status != "Running":
+            return job  # a replay of a finished job: nothing to do
+        rows = self.compute_rows(part.shards, part.data_now)
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        s3_client().put_object(Bucket=self.settings.bucket, Key=part_key(part.report_id, part.part),
+                               Body=buffer.getvalue().encode("utf-8"), ContentType="text/csv")
+        job = self.jobs.mark_part_done(part.report_id, part.part)
+        if len(job.parts_done or ()) >= job.parts_total:
+            self.assemble(job)
+        return job
+
+    # -- assemble ---------------------------------------------------------
+    def _part_lines(self, report_id: str, part: int) -> Iterator[str]:
+        body = s3_client().get_object(Bucket=self.settings.bucket, Key=part_key(report_id, part))["Body"]
+        for line in body.iter_lines():
+            if line:
+                yield line.decode("utf-8") + "\n"
+
+    def assemble(self, job: ReportJob) -> None:
+        """Stream-merge the sorted parts into the final CSV; safe to run twice."""
+        streams = [self._part_lines(job.report_id, part) for part in range(int(job.parts_total))]
+        rows = 0
+        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out:
+            out.write((",".join(CSV_HEADER) + "\n").encode("utf-8"))
+            for line in heapq.merge(*streams, key=lambda line: line.split(",", 1)[0]):
+                out.write(line.encode("utf-8"))
+                rows += 1
+            out.seek(0)
+            key = report_key(job.report_id)
+            s3_client().upload_fileobj(out, self.settings.bucket, key, ExtraArgs={"ContentType": "text/csv"})
+        self.jobs.complete(job.report_id, key, rows)
+
+    # -- read -------------------------------------------------------------
+    def download_url(self, job: ReportJob) -> str:
+        return s3_client().generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.settings.bucket, "Key": job.s3_key,
+                    "ResponseContentType": "text/csv",
+                    "ResponseContentDisposition": f'attachment; filename="report-{job.report_id}.csv"'},
+            ExpiresIn=self.settings.presign_seconds,
+        )
+
+    def csv_body(self, job: ReportJob) -> bytes:
+        return s3_client().get_object(Bucket=self.settings.bucket, Key=job.s3_key)["Body"].read()
+
+
+def job_view(job: ReportJob) -> dict[str, Any]:
+    """The JSON ``get_report`` shows for a job (without the download URL)."""
+    view: dict[str, Any] = {"report_id": job.report_id, "status": job.status,
+                            "created_at": job.created_at.isoformat()}
+    if job.data_now is not None:
+        from datetime import datetime, timezone
+        view["data_now"] = datetime.fromtimestamp(int(job.data_now), timezone.utc).isoformat()
+    view["parts_done"] = len(job.parts_done or ())
+    view["parts_total"] = int(job.parts_total)
+    if job.status == "Complete":
+        view["rows"] = int(job.rows or 0)
+        view["completed_at"] = job.completed_at.isoformat() if job.completed_at else None
+    if job.status == "Failed":
+        view["error"] = job.error
+    return view

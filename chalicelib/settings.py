@@ -1,0 +1,61 @@
+"""Names and knobs of one deployment, read from the environment.
+
+Chalice sets these per stage from ``.chalice/config.json``; the local runtime
+loads the same file, so there is one source for every name.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    polls_table: str
+    business_hours_table: str
+    timezones_table: str
+    report_jobs_table: str
+    ingestions_table: str
+    dataset_state_table: str
+    bucket: str
+    report_queue: str
+    ingest_queue: str
+    #: Stores are hashed into this many shards; polls are stored per (shard, hour).
+    #: Changing it on a populated deployment needs a re-ingest (docs/ARCHITECTURE.md).
+    poll_shards: int
+    #: How many SQS messages (parallel worker invocations) one report fans out to.
+    report_parts: int
+    retention_days: int
+    #: Rows per write batch when ingesting polls; bounds ingestion memory.
+    ingest_batch_rows: int
+    presign_seconds: int
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        stage = _env("STOREMON_STAGE", "dev")
+        prefix = f"storemon-{stage}"
+        return cls(
+            stage=stage,
+            polls_table=_env("POLLS_TABLE", f"{prefix}-polls"),
+            business_hours_table=_env("BUSINESS_HOURS_TABLE", f"{prefix}-business-hours"),
+            timezones_table=_env("TIMEZONES_TABLE", f"{prefix}-timezones"),
+            report_jobs_table=_env("REPORT_JOBS_TABLE", f"{prefix}-report-jobs"),
+            ingestions_table=_env("INGESTIONS_TABLE", f"{prefix}-ingestions"),
+            dataset_state_table=_env("DATASET_STATE_TABLE", f"{prefix}-dataset-state"),
+            bucket=_env("DATA_BUCKET", f"{prefix}-data"),
+            report_queue=_env("REPORT_QUEUE", f"{prefix}-report-parts"),
+            ingest_queue=_env("INGEST_QUEUE", f"{prefix}-ingest"),
+            poll_shards=int(_env("POLL_SHARDS", "16")),
+            report_parts=int(_env("REPORT_PARTS", "4")),
+            retention_days=int(_env("POLL_RETENTION_DAYS", "30")),
+            ingest_batch_rows=int(_env("INGEST_BATCH_ROWS", "250000")),
+            presign_seconds=int(_env("PRESIGN_SECONDS", "3600")),
+        )
+
+
+settings = Settings.from_env()

@@ -1,0 +1,131 @@
+"""PynamoDB models: the shape of every item in every table.
+
+The layout is built for the report's reads (docs/ARCHITECTURE.md): polls are
+grouped per (store shard, UTC day) into one item, so a report reads a known
+set of keys with BatchGetItem and never scans or queries a growing table.
+"""
+from __future__ import annotations
+
+import os
+
+from pynamodb.attributes import (
+    BinaryAttribute,
+    BinarySetAttribute,
+    NumberAttribute,
+    NumberSetAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.models import Model
+
+from chalicelib.settings import settings
+
+
+class _Meta:
+    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    # No host: botocore itself honours AWS_ENDPOINT_URL (moto server, LocalStack).
+    billing_mode = "PAY_PER_REQUEST"
+
+
+class PollBucket(Model):
+    """All polls of one store shard in one UTC day.
+
+    ``chunks`` is a set of compressed blobs, each a sorted list of polls from
+    one write batch. A set makes writes idempotent: ingesting the same file
+    again adds byte-identical chunks, which the set already holds. Duplicate
+    polls across chunks are removed when read.
+    The same table keeps one roster item per shard (``<shard>#stores``): the
+    ids of every store that ever reported, so silent stores still get a row.
+    """
+
+    class Meta(_Meta):
+        table_name = settings.polls_table
+
+    bucket_key = UnicodeAttribute(hash_key=True)
+    chunks = BinarySetAttribute(legacy_encoding=False, null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+class StoreMapShard(Model):
+    """One shard's per-store values (schedules or zones) as one compressed JSON map.
+
+    Replacing a store's schedule is a read-modify-write of its shard guarded
+    by ``version``, so concurrent drops never lose each other's stores.
+    """
+
+    shard = NumberAttribute(hash_key=True)
+    payload = BinaryAttribute(legacy_encoding=False, null=True)
+    store_count = NumberAttribute(default=0)
+    version = VersionAttribute()
+
+
+class BusinessHoursShard(StoreMapShard):
+    class Meta(_Meta):
+        table_name = settings.business_hours_table
+
+
+class TimezoneShard(StoreMapShard):
+    class Meta(_Meta):
+        table_name = settings.timezones_table
+
+
+class ReportJob(Model):
+    """One report request, from trigger to Complete or Failed."""
+
+    class Meta(_Meta):
+        table_name = settings.report_jobs_table
+
+    report_id = UnicodeAttribute(hash_key=True)
+    status = UnicodeAttribute()  # Running | Complete | Failed
+    created_at = UTCDateTimeAttribute()
+    #: The data's "now" (latest poll, epoch seconds), fixed when triggered.
+    data_now = NumberAttribute(null=True)
+    parts_total = NumberAttribute()
+    #: Part numbers finished; a set, because SQS may deliver a part twice.
+    parts_done = NumberSetAttribute(null=True)
+    s3_key = UnicodeAttribute(null=True)
+    rows = NumberAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    completed_at = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+class IngestionRecord(Model):
+    """One ingested file: what it was, how it went, where its rejected rows are."""
+
+    class Meta(_Meta):
+        table_name = settings.ingestions_table
+
+    ingestion_id = UnicodeAttribute(hash_key=True)
+    source = UnicodeAttribute()
+    kind = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()  # Running | Complete | Rejected | Failed
+    rows_accepted = NumberAttribute(default=0)
+    rows_rejected = NumberAttribute(default=0)
+    started_at = UTCDateTimeAttribute()
+    finished_at = UTCDateTimeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    error_report_key = UnicodeAttribute(null=True)
+
+
+class DatasetState(Model):
+    """Small facts about the data kept current by ingestion (e.g. the latest poll)."""
+
+    class Meta(_Meta):
+        table_name = settings.dataset_state_table
+
+    name = UnicodeAttribute(hash_key=True)
+    latest_poll_at = NumberAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    PollBucket,
+    BusinessHoursShard,
+    TimezoneShard,
+    ReportJob,
+    IngestionRecord,
+    DatasetState,
+)

@@ -1,0 +1,21 @@
+"""Root conftest: the app's settings are read at import, as in Lambda, so the
+stage environment is loaded here, before any test imports ``app``."""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from storemon_app.runtime import stage_environment  # noqa: E402
+
+os.environ.update(stage_environment("dev"))
+os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto unless a test starts a server
+os.environ.update({
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "INGEST_BATCH_ROWS": "1000",
+})

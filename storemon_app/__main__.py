@@ -1,0 +1,5 @@
+import sys
+
+from storemon_app.cli import main
+
+sys.exit(main())

@@ -1,0 +1,297 @@
+"""``python -m storemon_app``: run, feed and inspect storemon on this machine.
+
+Commands that talk to AWS read their endpoint from ``AWS_ENDPOINT_URL``
+(default: the local stack of ``up`` on 127.0.0.1:4566); the app's settings
+come from the stage in ``.chalice/config.json``, exactly as in Lambda.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from storemon_app.stack import PROJECT_ROOT
+
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from storemon_app.runtime import (  # noqa: E402
+    DEFAULT_API_PORT,
+    DEFAULT_EMULATOR_PORT,
+    RuntimeFailure,
+    free_port,
+    prepare_environment,
+    running_stack,
+)
+
+SAMPLE_DIR = PROJECT_ROOT / "out" / "sample-data"
+DEFAULT_REPORT_PATH = Path("out") / "report.csv"
+DATA_FILES = {
+    "status": ("store_status.csv",),
+    "hours": ("menu_hours.csv", "business_hours.csv"),
+    "timezones": ("timezones.csv",),
+}
+
+
+class CommandError(Exception):
+    """A failure to show the user as one line, with exit status 1."""
+
+
+def find_dataset(directory: Path) -> dict[str, Path]:
+    """The three input files of a data directory, by kind."""
+    found = {}
+    for kind, names in DATA_FILES.items():
+        for name in names:
+            if (directory / name).is_file():
+                found[kind] = directory / name
+                break
+        else:
+            raise CommandError(f"{directory}: no {' or '.join(names)}")
+    return found
+
+
+def sample_dataset() -> Path:
+    """The small generated sample the demo uses by default (made once, then reused)."""
+    from storemon_app.simulator import write_dataset
+
+    if not (SAMPLE_DIR / "store_status.csv").is_file():
+        print(f"generating a sample data set in {SAMPLE_DIR} ...", file=sys.stderr)
+        write_dataset(SAMPLE_DIR, "sample", seed=7)
+    return SAMPLE_DIR
+
+
+def _import_app():
+    """Import app.py only once the environment is prepared (settings are read at import)."""
+    import app as app_module
+
+    return app_module
+
+
+def _ingest_dataset(files: dict[str, Path]) -> list:
+    from storemon_app.local_ingest import KIND_ORDER, ingest_file
+
+    outcomes = []
+    for kind in KIND_ORDER:
+        outcome = ingest_file(files[kind], expected_kind=kind)
+        if outcome.status != "Complete":
+            raise CommandError(f"{files[kind]} was not ingested: {outcome.error}")
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _show_job(view: dict, elapsed: float, progress) -> None:
+    if view["status"] == "Running":
+        progress.update(f"Running, {view.get('parts_done', 0)}/{view.get('parts_total', '?')} parts done")
+
+
+def run_report(api_url: str, out: Path, timeout: float = 900) -> dict:
+    """trigger_report -> poll get_report -> download the CSV, as a client would."""
+    from storemon_app.client import ReportClient, download
+    from storemon_app.progress import ProgressLine
+
+    client = ReportClient(api_url)
+    report_id = client.trigger()
+    progress = ProgressLine(f"report {report_id}")
+    view = client.wait(report_id, timeout=timeout, on_progress=lambda v, e: _show_job(v, e, progress))
+    if view["status"] != "Complete":
+        progress.done(f"{view['status']}: {view.get('error')}")
+        raise CommandError(f"report {report_id} {view['status']}: {view.get('error')}")
+    size = download(view["download_url"], out)
+    progress.done(f"Complete: {view['rows']:,} rows, {size:,} bytes")
+    view["elapsed"] = progress.elapsed
+    return view
+
+
+def summarise_report(path: Path) -> str:
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        rows = list(reader)
+    if not rows:
+        return f"{path}: header only, no stores"
+    up = sum(float(r[3]) for r in rows)
+    down = sum(float(r[6]) for r in rows)
+    share = up / (up + down) if up + down else 0.0
+    worst = sorted(rows, key=lambda r: -float(r[6]))[:3]
+    lines = [f"{len(rows):,} stores; business hours in the last week: {up + down:,.1f} h, "
+             f"{share:.1%} of it online",
+             "most offline last week: " + ", ".join(f"{r[0]} ({r[6]} h)" for r in worst)]
+    assert header[0] == "store_id"
+    return "\n".join(lines)
+
+
+# -- commands ------------------------------------------------------------------
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data) if args.data else sample_dataset()
+    files = find_dataset(data_dir)
+    out = Path(args.out)
+    started = time.monotonic()
+    external = bool(os.environ.get("AWS_ENDPOINT_URL"))
+    with running_stack(stage=args.stage, emulator_port=DEFAULT_EMULATOR_PORT if external else free_port(),
+                       api_port=free_port()) as stack:
+        print(f"emulated AWS at {stack.endpoint_url}; API at {stack.api_url}", file=sys.stderr)
+        _ingest_dataset(files)
+        from storemon_app.event_pump import EventPump
+
+        pump = EventPump(_import_app(), concurrency=args.workers).start()
+        try:
+            view = run_report(stack.api_url, out)
+        finally:
+            pump.stop()
+    now = view.get("data_now")
+    print(f"report {view['report_id']} (now = {now}): {view['rows']:,} rows -> {out.resolve()}")
+    print(summarise_report(out))
+    print(f"done in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from storemon_app.event_pump import EventPump
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with running_stack(stage=args.stage, emulator_port=args.emulator_port, api_port=args.api_port) as stack:
+        if not args.empty:
+            _ingest_dataset(find_dataset(Path(args.data) if args.data else sample_dataset()))
+        pump = EventPump(_import_app(), concurrency=args.workers).start()
+        print(f"""
+storemon is up.
+  API:          {stack.api_url}
+  emulated AWS: {stack.endpoint_url}   (bucket {os.environ['DATA_BUCKET']})
+Try:
+  curl -X POST {stack.api_url}/trigger_report
+  curl '{stack.api_url}/get_report?report_id=<id>'
+  curl -H 'Accept: text/csv' '{stack.api_url}/get_report?report_id=<id>'
+Drop a CSV into s3://{os.environ['DATA_BUCKET']}/incoming/status/ (or hours/, timezones/) to ingest it.
+Logs: {stack.log_dir}. Ctrl-C stops everything.""", flush=True)
+        try:
+            while not stop.wait(0.5):
+                if stack.api and stack.api.poll() is not None:
+                    raise RuntimeFailure("the API server stopped; see out/logs/api.log")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            pump.stop(timeout=5)
+    print("stopped.")
+    return 0
+
+
+def _connect(args: argparse.Namespace) -> None:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}"
+    prepare_environment(args.stage, endpoint)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from storemon_app.local_ingest import ingest_file
+
+    _connect(args)
+    given = {"timezones": args.timezones, "hours": args.hours, "status": args.status}
+    if not any(given.values()):
+        raise CommandError("name at least one of --status, --hours, --timezones")
+    failed = 0
+    for kind, path in given.items():
+        if path:
+            outcome = ingest_file(Path(path), expected_kind=kind)
+            failed += outcome.status != "Complete"
+    return 1 if failed else 0
+
+
+def cmd_ingestions(args: argparse.Namespace) -> int:
+    _connect(args)
+    from chalicelib.storage.ingestions import IngestionRepository
+
+    records = IngestionRepository().recent(args.limit)
+    if not records:
+        print("no ingestions yet")
+        return 0
+    print(f"{'started (UTC)':20} {'status':9} {'kind':9} {'accepted':>10} {'rejected':>9} {'secs':>6}  source")
+    for r in records:
+        seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else float("nan")
+        print(f"{r.started_at:%Y-%m-%d %H:%M:%S} {r.status:9} {r.kind or '-':9} {int(r.rows_accepted):>10,} "
+              f"{int(r.rows_rejected):>9,} {seconds:>6.1f}  {r.source}")
+        if r.error:
+            print(f"{'':20} error: {r.error}")
+        if r.error_report_key:
+            print(f"{'':20} rejected rows: {r.error_report_key}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    view = run_report(args.api, Path(args.out))
+    print(f"report {view['report_id']}: {view['rows']:,} rows -> {Path(args.out).resolve()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m storemon_app", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="dev", help="stage of .chalice/config.json (default: dev)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the handlers do")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="the whole flow once on an embedded emulator: ingest, report, download")
+    demo.add_argument("--data", help="directory with store_status.csv, menu_hours.csv (or business_hours.csv), "
+                                     "timezones.csv (default: a generated sample)")
+    demo.add_argument("--out", default=str(DEFAULT_REPORT_PATH), help="where to write the CSV (default: out/report.csv)")
+    demo.add_argument("--workers", type=int, default=2, help="parallel queue-handler invocations (default: 2)")
+    demo.set_defaults(func=cmd_demo)
+
+    up = commands.add_parser("up", help="start the local stack and keep it running")
+    up.add_argument("--data", help="data directory to ingest at start (default: the generated sample)")
+    up.add_argument("--empty", action="store_true", help="ingest nothing at start")
+    up.add_argument("--api-port", type=int, default=DEFAULT_API_PORT)
+    up.add_argument("--emulator-port", type=int, default=DEFAULT_EMULATOR_PORT)
+    up.add_argument("--workers", type=int, default=2)
+    up.set_defaults(func=cmd_up)
+
+    ingest = commands.add_parser("ingest", help="load CSV files into the tables (streaming)")
+    ingest.add_argument("--status", help="store_status.csv")
+    ingest.add_argument("--hours", help="menu_hours.csv / business_hours.csv")
+    ingest.add_argument("--timezones", help="timezones.csv")
+    ingest.set_defaults(func=cmd_ingest)
+
+    ingestions = commands.add_parser("ingestions", help="list recent ingestions")
+    ingestions.add_argument("--limit", type=int, default=20)
+    ingestions.set_defaults(func=cmd_ingestions)
+
+    report = commands.add_parser("report", help="trigger a report on a running API and download it")
+    report.add_argument("--api", default=f"http://127.0.0.1:{DEFAULT_API_PORT}")
+    report.add_argument("--out", default=str(DEFAULT_REPORT_PATH))
+    report.set_defaults(func=cmd_report)
+
+    try:
+        from storemon_app.simulator import register_commands
+    except ImportError:  # pragma: no cover - the simulator is part of the package
+        register_commands = None
+    if register_commands:
+        register_commands(commands)
+    try:
+        from storemon_app.bench import register_commands as register_bench
+    except ImportError:
+        register_bench = None
+    if register_bench:
+        register_bench(commands)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (CommandError, RuntimeFailure, FileNotFoundError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,167 @@
+"""Deliver SQS messages to the app's queue handlers, as Lambda's event source mapping does.
+
+For each ``@app.on_sqs_message`` handler: receive from its queue, invoke the
+very same handler with a Lambda-shaped event, delete the message on success,
+and leave it for redelivery on failure (after a short backoff here instead of
+the full visibility timeout, so local runs do not stall for minutes).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Callable, Optional
+
+from chalicelib.aws import queue_url, sqs_client
+
+log = logging.getLogger("storemon.pump")
+RETRY_BACKOFF_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class QueueMapping:
+    queue: str
+    handler_name: str
+    handler: Callable[[dict, Any], Any]
+    batch_size: int
+
+
+class LambdaContext:
+    """The parts of Lambda's context object handlers may look at."""
+
+    def __init__(self, function_name: str, timeout_seconds: int = 900) -> None:
+        self.function_name = function_name
+        self.aws_request_id = str(uuid.uuid4())
+        self.memory_limit_in_mb = 1024
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def queue_mappings(app_module: ModuleType) -> list[QueueMapping]:
+    """The SQS event sources the Chalice app declares, with their handlers."""
+    mappings = []
+    for source in app_module.app.event_sources:
+        queue = getattr(source, "queue", None)
+        if queue is None or not hasattr(source, "batch_size"):
+            continue
+        name = source.handler_string.split(".")[-1]
+        mappings.append(QueueMapping(queue, name, getattr(app_module, name), source.batch_size))
+    return mappings
+
+
+def lambda_sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str) -> dict[str, Any]:
+    return {"Records": [{
+        "messageId": m["MessageId"],
+        "receiptHandle": m["ReceiptHandle"],
+        "body": m["Body"],
+        "attributes": m.get("Attributes", {}),
+        "messageAttributes": m.get("MessageAttributes", {}),
+        "md5OfBody": m.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    } for m in messages]}
+
+
+@dataclass
+class InvocationStats:
+    succeeded: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+
+
+class EventPump:
+    """Poll every mapped queue with ``concurrency`` threads until stopped."""
+
+    def __init__(self, app_module: ModuleType, concurrency: int = 2, wait_seconds: int = 1) -> None:
+        self.mappings = queue_mappings(app_module)
+        self.concurrency = concurrency
+        self.wait_seconds = wait_seconds
+        self.stats: dict[str, InvocationStats] = {m.handler_name: InvocationStats() for m in self.mappings}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._busy = 0
+
+    def pump_once(self, mapping: QueueMapping) -> int:
+        """Receive one batch from the mapping's queue and invoke its handler; returns messages seen."""
+        url = queue_url(mapping.queue)
+        response = sqs_client().receive_message(
+            QueueUrl=url, MaxNumberOfMessages=mapping.batch_size, WaitTimeSeconds=self.wait_seconds,
+            AttributeNames=["All"], MessageAttributeNames=["All"])
+        messages = response.get("Messages", [])
+        if not messages:
+            return 0
+        arn = sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        event = lambda_sqs_event(messages, arn, sqs_client().meta.region_name)
+        started = time.perf_counter()
+        with self._lock:
+            self._busy += 1
+        try:
+            mapping.handler(event, LambdaContext(mapping.handler_name))
+        except Exception:
+            log.exception("%s failed; its message(s) will be redelivered", mapping.handler_name)
+            self._record(mapping, ok=False, seconds=time.perf_counter() - started)
+            for message in messages:
+                sqs_client().change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                                                       VisibilityTimeout=RETRY_BACKOFF_SECONDS)
+        else:
+            self._record(mapping, ok=True, seconds=time.perf_counter() - started)
+            sqs_client().delete_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+        finally:
+            with self._lock:
+                self._busy -= 1
+        return len(messages)
+
+    def _record(self, mapping: QueueMapping, ok: bool, seconds: float) -> None:
+        with self._lock:
+            stats = self.stats[mapping.handler_name]
+            if ok:
+                stats.succeeded += 1
+            else:
+                stats.failed += 1
+            stats.seconds += seconds
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            idle = True
+            for mapping in self.mappings:
+                if self._stop.is_set():
+                    break
+                try:
+                    if self.pump_once(mapping):
+                        idle = False
+                except Exception:  # the emulator went away or similar: say so, keep going
+                    log.exception("polling %s failed", mapping.queue)
+                    time.sleep(1)
+            if idle:
+                self._stop.wait(0.05)
+
+    def start(self) -> "EventPump":
+        for index in range(self.concurrency):
+            thread = threading.Thread(target=self._loop, name=f"event-pump-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self, timeout: Optional[float] = 30) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def drain(self, timeout: float = 600) -> None:
+        """Invoke handlers in this thread until every mapped queue is empty and nothing is in flight."""
+        deadline = time.monotonic() + timeout
+        quiet_rounds = 0
+        while time.monotonic() < deadline:
+            seen = sum(self.pump_once(mapping) for mapping in self.mappings)
+            quiet_rounds = quiet_rounds + 1 if seen == 0 and self._busy == 0 else 0
+            if quiet_rounds >= 2:
+                return
+        raise TimeoutError(f"queues not drained within {timeout:.0f} s")

@@ -1,0 +1,75 @@
+"""Ingest local CSV files through the same code path as S3 drops (``chalicelib.drops``)."""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Optional
+
+from storemon_app.progress import ProgressLine, rows_progress
+from storemon_app.stack import PROJECT_ROOT
+
+REJECTIONS_DIR = PROJECT_ROOT / "out" / "rejections"
+#: Order matters only for readability of a live stack: zones and hours first,
+#: so a report triggered meanwhile already sees schedules for the polls.
+KIND_ORDER = ("timezones", "hours", "status")
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    path: Path
+    kind: Optional[str]
+    status: str
+    accepted: int
+    rejected: int
+    seconds: float
+    error: Optional[str]
+    rejections_path: Optional[Path]
+    sample: list
+
+    @property
+    def rows_per_second(self) -> float:
+        return (self.accepted + self.rejected) / self.seconds if self.seconds else 0.0
+
+
+def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = False) -> FileOutcome:
+    """Ingest one local CSV, streaming; rejected rows go to out/rejections/<name>.rejections.csv."""
+    from chalicelib.drops import ingest_source
+    from chalicelib.settings import settings
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    progress = ProgressLine(f"ingest {path.name}")
+    rejections_path = REJECTIONS_DIR / f"{path.name}.rejections.csv"
+
+    def save_rejections(data: IO[bytes]) -> str:
+        REJECTIONS_DIR.mkdir(parents=True, exist_ok=True)
+        with open(rejections_path, "wb") as out:
+            shutil.copyfileobj(data, out)
+        return str(rejections_path)
+
+    started = time.perf_counter()
+    with open(path, "rb") as lines:
+        record, result = ingest_source(
+            lines, f"file://{path.resolve()}", f"file://{path.resolve()}@{time.time_ns()}", settings,
+            expected_kind=expected_kind, save_rejections=save_rejections,
+            progress=None if quiet else rows_progress(progress))
+    seconds = time.perf_counter() - started
+    outcome = FileOutcome(path, record.kind, record.status, int(record.rows_accepted), int(record.rows_rejected),
+                          seconds, record.error, rejections_path if record.error_report_key else None,
+                          list(result.sample) if result else [])
+    if not quiet:
+        if outcome.status == "Rejected":
+            progress.done(f"REJECTED: {outcome.error}")
+        else:
+            progress.done(f"{outcome.kind}: {outcome.accepted:,} rows in, {outcome.rejected:,} rejected "
+                          f"({outcome.rows_per_second:,.0f} rows/s)")
+            for rejection in outcome.sample[:10]:
+                print(f"  line {rejection.line}: {rejection.reason}")
+            if outcome.rejected > 10:
+                print(f"  ... {outcome.rejected - 10:,} more")
+            if outcome.rejections_path:
+                print(f"  all rejected rows: {outcome.rejections_path}")
+    return outcome

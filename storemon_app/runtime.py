@@ -1,0 +1,174 @@
+"""The local stack: an emulated AWS, the Chalice app over HTTP, and the event pump.
+
+Everything here runs the same handlers Lambda runs (``app.py``); it only does
+what AWS would otherwise do around them: host the emulator, serve the routes,
+and deliver SQS messages to the queue handlers.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+from storemon_app.stack import PROJECT_ROOT, apply_stack
+
+DEFAULT_EMULATOR_PORT = 4566
+DEFAULT_API_PORT = 8000
+REGION = "us-east-1"
+
+
+class RuntimeFailure(Exception):
+    """The local stack could not start or went away."""
+
+
+def stage_environment(stage: str) -> dict[str, str]:
+    """The stage's environment variables from ``.chalice/config.json`` (as Lambda gets them)."""
+    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    try:
+        stage_config = config["stages"][stage]
+    except KeyError:
+        raise RuntimeFailure(f"stage {stage!r} is not in .chalice/config.json") from None
+    env = dict(config.get("environment_variables", {}))
+    env.update(stage_config.get("environment_variables", {}))
+    return env
+
+
+def prepare_environment(stage: str, endpoint_url: str) -> dict[str, str]:
+    """Point this process (and its children) at the emulator with the stage's settings.
+
+    Must run before ``app`` or ``chalicelib`` is imported: their settings are
+    read once, at import, as in a Lambda container.
+    """
+    env = stage_environment(stage)
+    env.update({
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION),
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+    })
+    os.environ.update(env)
+    return env
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_http(url: str, process: Optional[subprocess.Popen], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeFailure(f"{what} exited with status {process.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeFailure(f"{what} did not answer on {url} within {timeout:.0f} s")
+
+
+def _stop(process: Optional[subprocess.Popen]) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class LocalStack:
+    """Emulator + resources + API server; ``pump`` delivers queue messages."""
+
+    stage: str = "dev"
+    emulator_port: int = DEFAULT_EMULATOR_PORT
+    api_port: int = DEFAULT_API_PORT
+    log_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "out" / "logs")
+    endpoint_url: str = ""
+    emulator: Optional[subprocess.Popen] = None
+    api: Optional[subprocess.Popen] = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start_emulator(self) -> None:
+        """Use ``AWS_ENDPOINT_URL`` when set (LocalStack, your own moto_server); else start moto."""
+        external = os.environ.get("AWS_ENDPOINT_URL")
+        if external:
+            self.endpoint_url = external
+            _wait_for_http(external.rstrip("/") + "/", None, f"the emulator at {external}", timeout=20)
+            return
+        if not port_is_free(self.emulator_port):
+            raise RuntimeFailure(f"port {self.emulator_port} is in use; stop what runs there, or set "
+                                 f"AWS_ENDPOINT_URL to use it as the emulator")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / "emulator.log", "ab")
+        self.emulator = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.emulator_port)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.endpoint_url = f"http://127.0.0.1:{self.emulator_port}"
+        _wait_for_http(self.endpoint_url + "/moto-api/", self.emulator, "moto's server")
+
+    def create_resources(self) -> dict[str, str]:
+        prepare_environment(self.stage, self.endpoint_url)
+        return apply_stack(self.stage, os.environ["AWS_DEFAULT_REGION"])
+
+    def start_api(self) -> None:
+        """``chalice local`` serves app.py over real HTTP, with the stage's environment."""
+        if not port_is_free(self.api_port):
+            raise RuntimeFailure(f"port {self.api_port} is in use; pass --api-port to pick another")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / "api.log", "ab")
+        chalice = Path(sys.executable).with_name("chalice")
+        command = [str(chalice)] if chalice.exists() else [sys.executable, "-m", "chalice.cli"]
+        self.api = subprocess.Popen(
+            command + ["local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(self.api_port),
+                       "--stage", self.stage],
+            cwd=PROJECT_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        _wait_for_http(self.api_url + "/get_report", self.api, "the API server (chalice local)")
+
+    def stop(self) -> None:
+        _stop(self.api)
+        _stop(self.emulator)
+
+
+@contextmanager
+def running_stack(stage: str = "dev", emulator_port: int = DEFAULT_EMULATOR_PORT,
+                  api_port: int = DEFAULT_API_PORT, with_api: bool = True) -> Iterator[LocalStack]:
+    stack = LocalStack(stage=stage, emulator_port=emulator_port, api_port=api_port)
+    try:
+        stack.start_emulator()
+        stack.create_resources()
+        if with_api:
+            stack.start_api()
+        yield stack
+    finally:
+        stack.stop()

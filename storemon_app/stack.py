@@ -1,0 +1,211 @@
+"""Create the resources of ``infra/resources.json`` on an emulator (moto server, LocalStack).
+
+Production deploys that template with CloudFormation. The emulators' own
+CloudFormation drops properties we rely on (TTL, bucket notifications), so
+this applies the same template resource by resource through the service
+APIs. It knows exactly the resource types and properties the template uses
+and refuses anything else, so the two can never silently drift apart.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = PROJECT_ROOT / "infra" / "resources.json"
+
+ACCOUNT_ID = "123456789012"
+
+
+class TemplateError(Exception):
+    """The template uses something this applier does not know how to create."""
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+class StackApplier:
+    def __init__(self, stage: str, region: str = "us-east-1", template: dict[str, Any] | None = None) -> None:
+        self.template = template or load_template()
+        self.stage = stage
+        self.region = region
+        self.names: dict[str, str] = {}  # logical id -> physical name
+        self.arns: dict[str, str] = {}
+        self.queue_urls: dict[str, str] = {}
+        self.dynamodb = boto3.client("dynamodb", region_name=region)
+        self.sqs = boto3.client("sqs", region_name=region)
+        self.s3 = boto3.client("s3", region_name=region, config=Config(s3={"addressing_style": "path"}))
+
+    # -- intrinsic functions -------------------------------------------------
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Fn::Sub":
+                return re.sub(r"\$\{([^}]+)\}", lambda m: self._variable(m.group(1)), arg)
+            if fn == "Ref":
+                return self._variable(arg)
+            if fn == "Fn::GetAtt":
+                logical, attribute = arg
+                if attribute != "Arn":
+                    raise TemplateError(f"Fn::GetAtt {logical}.{attribute} is not supported")
+                return self.arns[logical]
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _variable(self, name: str) -> str:
+        if name == "Stage":
+            return self.stage
+        if name == "AWS::Region":
+            return self.region
+        if name == "AWS::AccountId":
+            return ACCOUNT_ID
+        if name in self.queue_urls:  # Ref of a queue is its URL
+            return self.queue_urls[name]
+        if name in self.names:
+            return self.names[name]
+        raise TemplateError(f"unknown reference {name!r}")
+
+    # -- resources -------------------------------------------------------------
+    def apply(self) -> dict[str, str]:
+        """Create every resource (in dependency order); existing ones are left as they are."""
+        creators: dict[str, Callable[[str, dict[str, Any]], None]] = {
+            "AWS::DynamoDB::Table": self._table,
+            "AWS::SQS::Queue": self._queue,
+            "AWS::SQS::QueuePolicy": self._queue_policy,
+            "AWS::S3::Bucket": self._bucket,
+        }
+        for logical, resource in self._ordered_resources():
+            creator = creators.get(resource["Type"])
+            if creator is None:
+                raise TemplateError(f"{logical}: resource type {resource['Type']} is not supported")
+            creator(logical, resource.get("Properties", {}))
+        return dict(self.names)
+
+    def _ordered_resources(self) -> list[tuple[str, dict[str, Any]]]:
+        resources = self.template["Resources"]
+        done: list[str] = []
+
+        def visit(logical: str, trail: tuple[str, ...] = ()) -> None:
+            if logical in done:
+                return
+            if logical in trail:
+                raise TemplateError(f"dependency cycle through {logical}")
+            for dependency in sorted(_dependencies(resources[logical]) & set(resources)):
+                visit(dependency, trail + (logical,))
+            done.append(logical)
+
+        for logical in resources:
+            visit(logical)
+        return [(logical, resources[logical]) for logical in done]
+
+    def _table(self, logical: str, props: dict[str, Any]) -> None:
+        _only(logical, props, {"TableName", "BillingMode", "AttributeDefinitions", "KeySchema",
+                               "TimeToLiveSpecification"})
+        name = self.resolve(props["TableName"])
+        try:
+            self.dynamodb.create_table(TableName=name, BillingMode=props["BillingMode"],
+                                       AttributeDefinitions=props["AttributeDefinitions"],
+                                       KeySchema=props["KeySchema"])
+            self.dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            try:
+                self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+            except ClientError as error:  # already enabled
+                if error.response["Error"]["Code"] != "ValidationException":
+                    raise
+        self.names[logical] = name
+        self.arns[logical] = f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}"
+
+    def _queue(self, logical: str, props: dict[str, Any]) -> None:
+        _only(logical, props, {"QueueName", "VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy"})
+        name = self.resolve(props["QueueName"])
+        attributes = {}
+        if "VisibilityTimeout" in props:
+            attributes["VisibilityTimeout"] = str(props["VisibilityTimeout"])
+        if "MessageRetentionPeriod" in props:
+            attributes["MessageRetentionPeriod"] = str(props["MessageRetentionPeriod"])
+        if "RedrivePolicy" in props:
+            attributes["RedrivePolicy"] = json.dumps(self.resolve(props["RedrivePolicy"]))
+        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.names[logical], self.arns[logical], self.queue_urls[logical] = name, arn, url
+
+    def _queue_policy(self, logical: str, props: dict[str, Any]) -> None:
+        _only(logical, props, {"Queues", "PolicyDocument"})
+        policy = json.dumps(self.resolve(props["PolicyDocument"]))
+        for url in self.resolve(props["Queues"]):
+            self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
+        self.names[logical] = logical
+
+    def _bucket(self, logical: str, props: dict[str, Any]) -> None:
+        _only(logical, props, {"BucketName", "NotificationConfiguration", "LifecycleConfiguration"})
+        name = self.resolve(props["BucketName"])
+        try:
+            if self.region == "us-east-1":
+                self.s3.create_bucket(Bucket=name)
+            else:
+                self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+        self.names[logical] = name
+        self.arns[logical] = f"arn:aws:s3:::{name}"
+        notification = props.get("NotificationConfiguration")
+        if notification:
+            queues = []
+            for entry in self.resolve(notification.get("QueueConfigurations", [])):
+                config: dict[str, Any] = {"QueueArn": entry["Queue"], "Events": [entry["Event"]]}
+                if "Filter" in entry:
+                    config["Filter"] = {"Key": {"FilterRules": entry["Filter"]["S3Key"]["Rules"]}}
+                queues.append(config)
+            self.s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"QueueConfigurations": queues})
+        lifecycle = props.get("LifecycleConfiguration")
+        if lifecycle:
+            rules = [{"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")},
+                      "Expiration": {"Days": rule["ExpirationInDays"]}} for rule in lifecycle["Rules"]]
+            self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
+
+
+def _only(logical: str, props: dict[str, Any], known: set[str]) -> None:
+    unknown = set(props) - known
+    if unknown:
+        raise TemplateError(f"{logical}: properties {sorted(unknown)} are not supported by the local applier")
+
+
+def _dependencies(node: Any) -> set[str]:
+    """Logical ids a resource refers to (Ref, Fn::GetAtt, DependsOn)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0])
+            elif key == "DependsOn":
+                found.update([value] if isinstance(value, str) else value)
+            else:
+                found |= _dependencies(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _dependencies(value)
+    return found
+
+
+def apply_stack(stage: str, region: str = "us-east-1") -> dict[str, str]:
+    """Create the stage's resources on whatever endpoint boto3 is pointed at."""
+    return StackApplier(stage, region).apply()

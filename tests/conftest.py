@@ -1,0 +1,30 @@
+"""Fixtures: in-process moto with the stack of infra/resources.json applied."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from moto import mock_aws
+
+from chalicelib.aws import reset_clients
+from storemon_app.stack import apply_stack
+
+SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+@pytest.fixture
+def aws() -> Iterator[dict[str, str]]:
+    """A fresh emulated account with every table, queue and bucket of the template."""
+    with mock_aws():
+        reset_clients()
+        names = apply_stack("dev")
+        yield names
+    reset_clients()
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"real data not found at {SHARED_REAL} (only present beside the project's CI checkout)")
+    return SHARED_REAL

@@ -1,0 +1,51 @@
+"""Small hand-made data sets whose report is known."""
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+NOW = datetime(2023, 1, 25, 18, 0, 0, tzinfo=timezone.utc)  # a Wednesday
+
+#: A 19-digit id above 2**53: a float would corrupt it.
+BIG_ID = "8419537941919820732"
+NIGHT_OWL = "night-owl"
+SILENT = "silent-store"
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def status_rows() -> list[list[str]]:
+    """BIG_ID polls hourly for 8 days, down for the 3 polls before now;
+    NIGHT_OWL polls every 2 hours, always active; SILENT polled once, 20 days ago."""
+    rows = []
+    for hours_back in range(0, 8 * 24):
+        moment = NOW - timedelta(hours=hours_back, minutes=0 if hours_back else 0)
+        rows.append([BIG_ID, "inactive" if hours_back < 3 else "active", stamp(moment)])
+        if hours_back % 2 == 0:
+            rows.append([NIGHT_OWL, "active", stamp(moment - timedelta(minutes=7))])
+    rows.append([SILENT, "active", stamp(NOW - timedelta(days=20))])
+    return rows
+
+
+def write_dataset(directory: Path) -> dict[str, Path]:
+    """The three files; BIG_ID is open 24x7 (no hours rows) in New York,
+    NIGHT_OWL 22:00-02:00 every day in Chicago (no zone row: the default)."""
+    return {
+        "status": write_csv(directory / "store_status.csv", ["store_id", "status", "timestamp_utc"], status_rows()),
+        "hours": write_csv(directory / "menu_hours.csv", ["store_id", "dayOfWeek", "start_time_local", "end_time_local"],
+                           [[NIGHT_OWL, str(day), "22:00:00", "02:00:00"] for day in range(7)]),
+        "timezones": write_csv(directory / "timezones.csv", ["store_id", "timezone_str"],
+                               [[BIG_ID, "America/New_York"], [SILENT, "America/Denver"]]),
+    }

@@ -1,0 +1,173 @@
+"""Routes through chalice.test.Client and the worker through generated SQS events, on in-process moto."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from chalice.test import Client
+
+import app as app_module
+from chalicelib.core.interpolation import Poll
+from chalicelib.core.report import CSV_HEADER, store_report
+from chalicelib.core.schedule import WeeklySchedule
+from chalicelib.settings import settings
+from chalicelib.storage.jobs import ReportJobRepository
+from storemon_app.local_ingest import ingest_file
+from tests import fixtures
+
+
+@pytest.fixture
+def client(aws):
+    with Client(app_module.app, stage_name="dev") as chalice_client:
+        yield chalice_client
+
+
+@pytest.fixture
+def ingested(aws, tmp_path: Path) -> dict[str, Path]:
+    files = fixtures.write_dataset(tmp_path)
+    for kind in ("timezones", "hours", "status"):
+        assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
+    return files
+
+
+def _sqs_messages(queue: str) -> list[dict]:
+    from chalicelib.aws import queue_url, sqs_client
+
+    messages = []
+    while True:
+        got = sqs_client().receive_message(QueueUrl=queue_url(queue), MaxNumberOfMessages=10,
+                                           AttributeNames=["All"]).get("Messages", [])
+        if not got:
+            return messages
+        messages.extend(got)
+
+
+def _run_queued_parts(client: Client, attempts: int = 1) -> int:
+    """Deliver every queued report part to the worker as a Lambda SQS event."""
+    messages = _sqs_messages(settings.report_queue)
+    for message in messages:
+        event = client.events.generate_sqs_event(message_bodies=[message["Body"]], queue_name=settings.report_queue)
+        event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(attempts)
+        client.lambda_.invoke("compute_report_part", event)
+    return len(messages)
+
+
+def _trigger(client: Client) -> str:
+    response = client.http.post("/trigger_report")
+    assert response.status_code == 202
+    report_id = response.json_body["report_id"]
+    assert uuid.UUID(report_id).version == 4
+    return report_id
+
+
+def _expected_rows() -> dict[str, list[str]]:
+    """The same inputs straight through the core: the plumbing must not change a digit."""
+    now = int(fixtures.NOW.timestamp())
+    polls: dict[str, list[Poll]] = {}
+    for store, status, ts in fixtures.status_rows():
+        from chalicelib.core.parsing import parse_poll_timestamp
+        polls.setdefault(store, []).append(Poll(parse_poll_timestamp(ts), status == "active"))
+    night = WeeklySchedule.from_rows([(d, 22 * 3600, 2 * 3600) for d in range(7)])
+    return {
+        fixtures.BIG_ID: store_report(fixtures.BIG_ID, polls[fixtures.BIG_ID], None, "America/New_York", now).csv_fields(),
+        fixtures.NIGHT_OWL: store_report(fixtures.NIGHT_OWL, polls[fixtures.NIGHT_OWL], night, "America/Chicago", now).csv_fields(),
+        fixtures.SILENT: store_report(fixtures.SILENT, [], None, "America/Denver", now).csv_fields(),
+    }
+
+
+def test_trigger_get_and_complete(client, ingested):
+    report_id = _trigger(client)
+    running = client.http.get(f"/get_report?report_id={report_id}").json_body
+    assert running["status"] == "Running"
+    assert running["parts_done"] == 0 and running["parts_total"] == settings.report_parts
+    assert _run_queued_parts(client) == settings.report_parts
+
+    done = client.http.get(f"/get_report?report_id={report_id}").json_body
+    assert done["status"] == "Complete", done
+    assert done["rows"] == 3
+    assert done["data_now"] == "2023-01-25T18:00:00+00:00"
+    assert done["download_url"].startswith("https://")
+
+    body = client.http.get(f"/get_report?report_id={report_id}", headers={"Accept": "text/csv"})
+    assert body.headers["Content-Type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(body.body.decode())))
+    assert tuple(rows[0]) == CSV_HEADER
+    assert {row[0]: row for row in rows[1:]} == _expected_rows()
+    # the silent store has polls, but none in the last 8 days: all of its business time is down
+    assert _expected_rows()[fixtures.SILENT][1:] == ["0.00", "0.00", "0.00", "60.00", "24.00", "168.00"]
+
+    same = client.http.get(f"/get_report?report_id={report_id}&format=csv")
+    assert same.body == body.body
+
+
+def test_get_report_errors_are_json(client, aws):
+    missing = client.http.get("/get_report")
+    assert missing.status_code == 400 and "report_id" in missing.json_body["error"]
+    malformed = client.http.get("/get_report?report_id=not-a-uuid")
+    assert malformed.status_code == 400 and "not a UUID" in malformed.json_body["error"]
+    unknown = client.http.get(f"/get_report?report_id={uuid.uuid4()}")
+    assert unknown.status_code == 404 and "no report" in unknown.json_body["error"]
+
+
+def test_trigger_accepts_get_too(client, ingested):
+    response = client.http.get("/trigger_report")
+    assert response.status_code == 202 and "report_id" in response.json_body
+
+
+def test_no_data_fails_with_reason(client, aws):
+    report_id = _trigger(client)
+    view = client.http.get(f"/get_report?report_id={report_id}").json_body
+    assert view["status"] == "Failed"
+    assert "no polls" in view["error"]
+
+
+def test_replayed_part_is_harmless(client, ingested):
+    report_id = _trigger(client)
+    messages = _sqs_messages(settings.report_queue)
+    for message in messages + messages[:1]:  # SQS delivers at least once
+        event = client.events.generate_sqs_event(message_bodies=[message["Body"]], queue_name=settings.report_queue)
+        client.lambda_.invoke("compute_report_part", event)
+    view = client.http.get(f"/get_report?report_id={report_id}").json_body
+    assert view["status"] == "Complete" and view["rows"] == 3
+
+
+def test_worker_retries_then_fails_job(client, ingested, monkeypatch):
+    report_id = _trigger(client)
+
+    def broken(self, shards, data_now):
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr("chalicelib.reporting.ReportService.compute_rows", broken)
+    body = _sqs_messages(settings.report_queue)[0]["Body"]
+    event = client.events.generate_sqs_event(message_bodies=[body], queue_name=settings.report_queue)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "1"
+    with pytest.raises(RuntimeError):
+        app_module.compute_report_part(event, None)  # first attempt: raise, so SQS redelivers
+    assert client.http.get(f"/get_report?report_id={report_id}").json_body["status"] == "Running"
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(app_module.MAX_PART_ATTEMPTS)
+    app_module.compute_report_part(event, None)  # last attempt: give the job up, do not crash-loop
+    view = client.http.get(f"/get_report?report_id={report_id}").json_body
+    assert view["status"] == "Failed" and "table unavailable" in view["error"]
+
+
+def test_running_job_past_deadline_is_failed(client, ingested, monkeypatch):
+    report_id = _trigger(client)
+    monkeypatch.setattr(app_module, "REPORT_TIMEOUT_SECONDS", -1)
+    view = client.http.get(f"/get_report?report_id={report_id}").json_body
+    assert view["status"] == "Failed" and "did not finish" in view["error"]
+    assert ReportJobRepository().get(report_id).status == "Failed"
+
+
+def test_part_message_round_trip():
+    from chalicelib.reporting import ReportPart, plan_parts
+
+    part = ReportPart("r", 2, [2, 6], 123)
+    assert ReportPart.from_json(part.to_json()) == part
+    plan = plan_parts(16, 4)
+    assert sorted(s for shards in plan for s in shards) == list(range(16))
+    assert plan_parts(3, 10) == [[0], [1], [2]]
+    assert json.loads(part.to_json())["shards"] == [2, 6]
