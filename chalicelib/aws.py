@@ -36,7 +36,11 @@ def queue_url(queue_name: str) -> str:
 
 
 def reset_clients() -> None:
-    """Forget cached clients (tests switch emulators between cases)."""
+    """Forget cached clients, PynamoDB's too (tests switch emulators between cases)."""
+    from chalicelib.storage.models import ALL_MODELS
+
     s3_client.cache_clear()
     sqs_client.cache_clear()
     queue_url.cache_clear()
+    for model in ALL_MODELS:
+        model._connection = None

@@ -1,0 +1,1 @@
+"""Local tooling for storemon: CLI, local runtime, data simulator, benchmarks. Never deployed."""
