@@ -73,6 +73,7 @@ class InvocationStats:
     succeeded: int = 0
     failed: int = 0
     seconds: float = 0.0
+    max_seconds: float = 0.0
 
 
 class EventPump:
@@ -127,6 +128,7 @@ class EventPump:
             else:
                 stats.failed += 1
             stats.seconds += seconds
+            stats.max_seconds = max(stats.max_seconds, seconds)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -18,6 +18,9 @@ from typing import Callable, NamedTuple, Protocol, Sequence
 
 
 class Poll(NamedTuple):
+    """One observation. Plain ``(at, active)`` tuples are accepted everywhere too:
+    storage decodes millions of them, and a plain tuple is cheaper to build."""
+
     at: int  # epoch seconds, UTC
     active: bool
 
@@ -30,9 +33,11 @@ class UptimeEstimate(Protocol):
 InterpolationRule = Callable[[Sequence[Poll]], UptimeEstimate]
 
 
-def canonical_polls(polls: Sequence[Poll]) -> list[Poll]:
+def canonical_polls(polls: Sequence[Poll]) -> Sequence[Poll]:
     """Sorted, one poll per instant; of two conflicting polls at one instant the
     inactive one wins (a report should not claim uptime it cannot back)."""
+    if all(a[0] < b[0] for a, b in zip(polls, polls[1:])):
+        return polls  # already canonical: the common case, straight from storage
     by_instant: dict[int, bool] = {}
     for at, active in polls:
         by_instant[at] = by_instant.get(at, True) and active
@@ -76,8 +81,8 @@ def carry_forward(polls: Sequence[Poll]) -> UptimeEstimate:
     """Last observation carried forward; before the first poll, that poll holds."""
     if not polls:
         return NoEvidence()
-    breaks = [p.at for p in polls]
-    values = [int(polls[0].active)] + [int(p.active) for p in polls]
+    breaks = [at for at, _ in polls]
+    values = [int(polls[0][1])] + [int(active) for _, active in polls]
     return StepEstimate(breaks, values)
 
 
@@ -85,8 +90,8 @@ def nearest_poll(polls: Sequence[Poll]) -> UptimeEstimate:
     """Each moment takes the status of the poll nearest in time; changes at midpoints."""
     if not polls:
         return NoEvidence()
-    breaks = [(a.at + b.at) // 2 for a, b in zip(polls, polls[1:])] or [polls[0].at]
-    values = [int(p.active) for p in polls]
+    breaks = [(a[0] + b[0]) // 2 for a, b in zip(polls, polls[1:])] or [polls[0][0]]
+    values = [int(active) for _, active in polls]
     if len(polls) == 1:
         values = values * 2
     return StepEstimate(breaks, values)
@@ -117,8 +122,8 @@ class MarkovBridgeEstimate:
     """
 
     def __init__(self, polls: Sequence[Poll], params: MarkovParameters) -> None:
-        self._times = [p.at for p in polls]
-        self._states = [1.0 if p.active else 0.0 for p in polls]
+        self._times = [at for at, _ in polls]
+        self._states = [1.0 if active else 0.0 for _, active in polls]
         active = sum(self._states)
         self._pi = (active + params.prior_up_share * params.prior_weight) / (len(polls) + params.prior_weight)
         self._kappa = 1.0 / (params.relaxation_hours * 3600.0)

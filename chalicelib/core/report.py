@@ -5,6 +5,7 @@ the simulator and the benchmarks all call ``store_report``.
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
@@ -79,14 +80,20 @@ def _hundredths(value: int) -> str:
     return f"{value // 100}.{value % 100:02d}"
 
 
-def evidence_polls(polls: Sequence[Poll], business: Sequence[Span]) -> list[Poll]:
+def evidence_polls(polls: Sequence[Poll], business: Sequence[Span]) -> Sequence[Poll]:
     """Polls that say something about business time.
 
     A closed store often reports ``inactive``; such a poll outside business
     hours says only that it is closed. An ``active`` poll is evidence wherever
     it falls: the store was online then.
     """
-    return [p for p in polls if p.active or contains(business, p.at)]
+    if all(active for _, active in polls):
+        return polls
+    return [poll for poll in polls if poll[1] or contains(business, poll[0])]
+
+
+def _instant(poll: Poll) -> int:
+    return poll[0]
 
 
 def store_report(
@@ -106,8 +113,10 @@ def store_report(
     schedule = schedule or WeeklySchedule.always_open()
     read_start = now - READ_RANGE
     business = business_intervals(schedule, tz_name, read_start, now)
-    in_range = [p for p in polls if read_start <= p.at <= now]
-    estimate = rule(evidence_polls(canonical_polls(in_range), business))
+    ordered = canonical_polls(polls if isinstance(polls, list) else list(polls))
+    in_range = ordered[bisect.bisect_left(ordered, read_start, key=_instant):
+                       bisect.bisect_right(ordered, now, key=_instant)]
+    estimate = rule(evidence_polls(in_range, business))
     totals = {}
     for name, length in WINDOWS:
         spans = clip_spans(business, now - length, now)

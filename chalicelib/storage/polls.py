@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Iterator, NamedTuple
 
-from chalicelib.core.interpolation import Poll
 from chalicelib.storage.models import PollBucket
 
 DAY = 86_400
@@ -58,10 +57,11 @@ def _token_order(token: str) -> tuple[int, str]:
     return int(token[:-1]), token[-1]
 
 
-def decode_poll_chunk(day_start: int, blob: bytes) -> Iterator[tuple[str, list[Poll]]]:
+def decode_poll_chunk(day_start: int, blob: bytes) -> Iterator[tuple[str, list[tuple[int, bool]]]]:
+    """(store, sorted ``(at, active)`` polls) per line; plain tuples, as the core accepts."""
     for line in zlib.decompress(blob).decode("utf-8").split("\n"):
         store, _, tokens = line.partition("\t")
-        yield store, [Poll(day_start + int(t[:-1]), t[-1] == "a") for t in tokens.split(" ")]
+        yield store, [(day_start + int(t[:-1]), t[-1] == "a") for t in tokens.split(" ")]
 
 
 def encode_store_ids(store_ids: Iterable[str]) -> bytes:
@@ -77,7 +77,7 @@ def decode_store_ids(blob: bytes) -> list[str]:
 class ShardPolls:
     """Everything a report needs to know about one shard's polls."""
 
-    polls_by_store: dict[str, list[Poll]]
+    polls_by_store: dict[str, list[tuple[int, bool]]]  # (at, active), sorted, unique
     roster: set[str]
 
 
@@ -130,28 +130,40 @@ class PollRepository:
         return sorted(stores)
 
     def read_shard(self, shard: int, start: int, end: int) -> ShardPolls:
-        """Polls of ``shard`` with ``start <= at <= end``, deduplicated, per store."""
+        """Polls of ``shard`` with ``start <= at <= end``: sorted and deduplicated, per store."""
         wall_now = time.time()
         first_day = start - start % DAY
         keys = [bucket_key(shard, day) for day in range(first_day, end + 1, DAY)]
         keys.append(roster_key(shard))
-        found: dict[str, set[Poll]] = defaultdict(set)
+        days: dict[int, list[bytes]] = {}
         roster: set[str] = set()
         for item in PollBucket.batch_get(keys):
-            if item.bucket_key.endswith("#stores"):
+            if item.bucket_key == roster_key(shard):
                 for blob in item.chunks or ():
                     roster.update(decode_store_ids(blob))
-                continue
-            if item.expires_at is not None and item.expires_at.timestamp() < wall_now:
-                continue  # expired by TTL but not yet deleted (DynamoDB lags; moto never deletes)
-            day_start = _day_of_key(item.bucket_key)
-            for blob in item.chunks or ():
-                for store, polls in decode_poll_chunk(day_start, blob):
-                    found[store].update(p for p in polls if start <= p.at <= end)
-        return ShardPolls(
-            polls_by_store={store: sorted(polls) for store, polls in found.items() if polls},
-            roster=roster,
-        )
+            elif item.expires_at is None or item.expires_at.timestamp() >= wall_now:
+                days[_day_of_key(item.bucket_key)] = sorted(item.chunks or ())
+            # else: expired by TTL but not yet deleted (DynamoDB lags; moto never deletes)
+        polls_by_store: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+        for day_start in sorted(days):  # days are disjoint and in order: concatenation stays sorted
+            for store, polls in _merge_chunks(day_start, days[day_start]):
+                if day_start < start or day_start + DAY > end:
+                    polls = [poll for poll in polls if start <= poll[0] <= end]
+                polls_by_store[store].extend(polls)
+        return ShardPolls(polls_by_store={s: p for s, p in polls_by_store.items() if p}, roster=roster)
+
+
+def _merge_chunks(day_start: int, blobs: list[bytes]) -> Iterator[tuple[str, list[tuple[int, bool]]]]:
+    """One item's chunks as (store, sorted unique polls); the usual single chunk needs no merge."""
+    if len(blobs) == 1:
+        yield from decode_poll_chunk(day_start, blobs[0])
+        return
+    merged: dict[str, set[tuple[int, bool]]] = defaultdict(set)
+    for blob in blobs:
+        for store, polls in decode_poll_chunk(day_start, blob):
+            merged[store].update(polls)
+    for store, polls in merged.items():
+        yield store, sorted(polls)
 
 
 def _day_of_key(key: str) -> int:
