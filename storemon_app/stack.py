@@ -76,19 +76,35 @@ class StackApplier:
         raise TemplateError(f"unknown reference {name!r}")
 
     # -- resources -------------------------------------------------------------
+    def _creators(self) -> dict[str, tuple[Callable[[str, dict[str, Any]], None], set[str]]]:
+        """Resource type -> (creator, the properties it understands)."""
+        return {
+            "AWS::DynamoDB::Table": (self._table, {"TableName", "BillingMode", "AttributeDefinitions",
+                                                   "KeySchema", "TimeToLiveSpecification"}),
+            "AWS::SQS::Queue": (self._queue, {"QueueName", "VisibilityTimeout", "MessageRetentionPeriod",
+                                              "RedrivePolicy"}),
+            "AWS::SQS::QueuePolicy": (self._queue_policy, {"Queues", "PolicyDocument"}),
+            "AWS::S3::Bucket": (self._bucket, {"BucketName", "NotificationConfiguration",
+                                               "LifecycleConfiguration"}),
+        }
+
+    def validate(self) -> list[tuple[str, dict[str, Any]]]:
+        """Refuse, before creating anything, what this applier cannot reproduce faithfully."""
+        creators = self._creators()
+        ordered = self._ordered_resources()
+        for logical, resource in ordered:
+            if resource["Type"] not in creators:
+                raise TemplateError(f"{logical}: resource type {resource['Type']} is not supported")
+            unknown = set(resource.get("Properties", {})) - creators[resource["Type"]][1]
+            if unknown:
+                raise TemplateError(f"{logical}: properties {sorted(unknown)} are not supported by the local applier")
+        return ordered
+
     def apply(self) -> dict[str, str]:
         """Create every resource (in dependency order); existing ones are left as they are."""
-        creators: dict[str, Callable[[str, dict[str, Any]], None]] = {
-            "AWS::DynamoDB::Table": self._table,
-            "AWS::SQS::Queue": self._queue,
-            "AWS::SQS::QueuePolicy": self._queue_policy,
-            "AWS::S3::Bucket": self._bucket,
-        }
-        for logical, resource in self._ordered_resources():
-            creator = creators.get(resource["Type"])
-            if creator is None:
-                raise TemplateError(f"{logical}: resource type {resource['Type']} is not supported")
-            creator(logical, resource.get("Properties", {}))
+        creators = self._creators()
+        for logical, resource in self.validate():
+            creators[resource["Type"]][0](logical, resource.get("Properties", {}))
         return dict(self.names)
 
     def _ordered_resources(self) -> list[tuple[str, dict[str, Any]]]:
@@ -109,8 +125,6 @@ class StackApplier:
         return [(logical, resources[logical]) for logical in done]
 
     def _table(self, logical: str, props: dict[str, Any]) -> None:
-        _only(logical, props, {"TableName", "BillingMode", "AttributeDefinitions", "KeySchema",
-                               "TimeToLiveSpecification"})
         name = self.resolve(props["TableName"])
         try:
             self.dynamodb.create_table(TableName=name, BillingMode=props["BillingMode"],
@@ -131,7 +145,6 @@ class StackApplier:
         self.arns[logical] = f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}"
 
     def _queue(self, logical: str, props: dict[str, Any]) -> None:
-        _only(logical, props, {"QueueName", "VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy"})
         name = self.resolve(props["QueueName"])
         attributes = {}
         if "VisibilityTimeout" in props:
@@ -145,14 +158,12 @@ class StackApplier:
         self.names[logical], self.arns[logical], self.queue_urls[logical] = name, arn, url
 
     def _queue_policy(self, logical: str, props: dict[str, Any]) -> None:
-        _only(logical, props, {"Queues", "PolicyDocument"})
         policy = json.dumps(self.resolve(props["PolicyDocument"]))
         for url in self.resolve(props["Queues"]):
             self.sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": policy})
         self.names[logical] = logical
 
     def _bucket(self, logical: str, props: dict[str, Any]) -> None:
-        _only(logical, props, {"BucketName", "NotificationConfiguration", "LifecycleConfiguration"})
         name = self.resolve(props["BucketName"])
         try:
             if self.region == "us-east-1":
@@ -179,12 +190,6 @@ class StackApplier:
             rules = [{"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")},
                       "Expiration": {"Days": rule["ExpirationInDays"]}} for rule in lifecycle["Rules"]]
             self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
-
-
-def _only(logical: str, props: dict[str, Any], known: set[str]) -> None:
-    unknown = set(props) - known
-    if unknown:
-        raise TemplateError(f"{logical}: properties {sorted(unknown)} are not supported by the local applier")
 
 
 def _dependencies(node: Any) -> set[str]:
