@@ -15,6 +15,7 @@ import json
 import tempfile
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Optional
 
 from chalicelib.aws import queue_url, s3_client, sqs_client
@@ -170,7 +171,6 @@ def job_view(job: ReportJob) -> dict[str, Any]:
     view: dict[str, Any] = {"report_id": job.report_id, "status": job.status,
                             "created_at": job.created_at.isoformat()}
     if job.data_now is not None:
-        from datetime import datetime, timezone
         view["data_now"] = datetime.fromtimestamp(int(job.data_now), timezone.utc).isoformat()
     view["parts_done"] = len(job.parts_done or ())
     view["parts_total"] = int(job.parts_total)
