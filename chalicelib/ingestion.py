@@ -83,22 +83,41 @@ def _kind_of_header(header: list[str]) -> tuple[str, dict[str, int]]:
     )
 
 
-def _decoded_rows(lines: Iterable[bytes], reject: Callable[[int, str, str], None]) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) for each non-blank line; undecodable lines are rejected."""
+class _BadLine(list):
+    """The fields of a line that is not CSV text (NUL bytes, not UTF-8, over the csv module's
+    field limit), read as well as can be:
+    rejected with ``reason`` by the row checks, and still counted against its store."""
+
+    def __init__(self, fields: list[str], reason: str) -> None:
+        super().__init__(fields)
+        self.reason = reason
+
+
+def _decoded_rows(lines: Iterable[bytes]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) for each non-blank line. Before the header, a line that is not
+    text rejects the file (nothing is written yet); after it, such a line is a ``_BadLine``."""
+    header_seen = False
     for number, raw in enumerate(lines, start=1):
+        reason = None
         if b"\x00" in raw:
-            raise FileRejected(f"line {number} holds a NUL byte: this is not a CSV text file")
+            reason, raw = "holds a NUL byte", raw.replace(b"\x00", b"")
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            reject(number, "line is not valid UTF-8", raw.decode("utf-8", "replace"))
-            continue
+            reason, text = reason or "is not valid UTF-8", raw.decode("utf-8", "replace")
         if number == 1:
             text = text.lstrip("\ufeff")
         text = text.rstrip("\r\n")
-        if not text.strip():
+        if not text.strip() and not reason:
             continue
-        yield number, next(csv.reader([text]))
+        try:
+            fields = next(csv.reader([text]), [])
+        except csv.Error as error:  # e.g. a field longer than the csv module's limit
+            reason, fields = reason or f"cannot be read as CSV ({error})", text.split(",")
+        if reason and not header_seen:
+            raise FileRejected(f"line {number} {reason}: this is not a CSV text file")
+        header_seen = True
+        yield number, (_BadLine(fields, f"line {reason}") if reason else fields)
 
 
 def ingest_lines(
@@ -118,7 +137,7 @@ def ingest_lines(
     def reject(line: int, reason: str, raw: str) -> None:
         log(result_holder[0], Rejection(line, reason, raw[:500]))
 
-    rows = _decoded_rows(lines, reject)
+    rows = _decoded_rows(lines)
     first = next(rows, None)
     if first is None:
         raise FileRejected("the file is empty: no header row")
@@ -134,6 +153,8 @@ def ingest_lines(
 
 
 def _check_width(fields: list[str], width: int) -> None:
+    if isinstance(fields, _BadLine):
+        raise InvalidField(fields.reason)
     if len(fields) != width:
         raise InvalidField(f"expected {width} fields, found {len(fields)}")
 
@@ -179,7 +200,7 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
     result.stores = len(stores)
 
 
-def _collect_per_store(rows, width, parse_row, reject, progress):
+def _collect_per_store(rows, width, store_col, parse_row, reject, progress):
     """Parse rows into {store: [(line, value)]}; a store with any bad row is dropped
     whole, so a half-read schedule never replaces a good one."""
     values: dict[str, list[tuple[int, object]]] = defaultdict(list)
@@ -192,7 +213,7 @@ def _collect_per_store(rows, width, parse_row, reject, progress):
             store_id, value = parse_row(fields)
         except InvalidField as error:
             reject(number, str(error), ",".join(fields))
-            store = fields[0].strip() if fields else ""
+            store = fields[store_col].strip() if len(fields) > store_col else ""
             bad_stores.setdefault(store, number)
             continue
         values[store_id].append((number, value))
@@ -215,7 +236,7 @@ def _ingest_hours(rows, columns, width, settings, result, reject, progress, wall
             parsing.parse_local_time(fields[end_col]),
         )
 
-    values = _collect_per_store(rows, width, parse_row, reject, progress)
+    values = _collect_per_store(rows, width, store_col, parse_row, reject, progress)
     schedules = {store: sorted({tuple(v) for _, v in items}) for store, items in values.items()}
     business_hours_repository(settings.poll_shards).replace({s: [list(r) for r in rows_] for s, rows_ in schedules.items()})
     result.rows_accepted = sum(len(items) for items in values.values())
@@ -228,7 +249,7 @@ def _ingest_timezones(rows, columns, width, settings, result, reject, progress, 
     def parse_row(fields):
         return parsing.parse_store_id(fields[store_col]), parsing.parse_timezone(fields[tz_col])
 
-    values = _collect_per_store(rows, width, parse_row, reject, progress)
+    values = _collect_per_store(rows, width, store_col, parse_row, reject, progress)
     zones = {}
     for store, items in values.items():
         distinct = {zone for _, zone in items}

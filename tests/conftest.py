@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import botocore.session
+import pynamodb.connection.base
 from moto import mock_aws
 
 from chalicelib.aws import reset_clients
@@ -28,3 +30,19 @@ def real_data() -> Path:
     if not SHARED_REAL.is_dir():
         pytest.skip(f"real data not found at {SHARED_REAL} (only present beside the project's CI checkout)")
     return SHARED_REAL
+
+
+_SHARED_LOADER = botocore.session.get_session().get_component("data_loader")
+
+
+@pytest.fixture(autouse=True)
+def _warm_botocore_sessions(monkeypatch):
+    """Speed only: PynamoDB opens a botocore session per model and thread, and the ``aws``
+    fixture drops them all, so every test would parse the DynamoDB service JSON again
+    (about 1 s a test). Sessions made here share one loader; nothing else changes."""
+    def session():
+        fresh = botocore.session.get_session()
+        fresh.register_component("data_loader", _SHARED_LOADER)
+        return fresh
+
+    monkeypatch.setattr(pynamodb.connection.base, "get_session", session)

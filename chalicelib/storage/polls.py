@@ -13,6 +13,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Iterable, Iterator, NamedTuple
 
 from chalicelib.storage.models import PollBucket
@@ -20,6 +21,13 @@ from chalicelib.storage.models import PollBucket
 DAY = 86_400
 #: Parallel requests per writer: hides round-trip latency, stays polite to the table.
 WRITE_CONCURRENCY = 4
+
+
+@lru_cache(maxsize=1)
+def _writer_pool() -> ThreadPoolExecutor:
+    """Long-lived: PynamoDB keeps a botocore client per thread, so fresh threads per
+    batch would build fresh clients (~0.1 s CPU each) every batch."""
+    return ThreadPoolExecutor(WRITE_CONCURRENCY, thread_name_prefix="poll-writer")
 
 
 class StorePoll(NamedTuple):
@@ -98,9 +106,9 @@ class PollRepository:
         now = int(time.time())
         jobs = [(bucket_key(shard, day), encode_poll_chunk(day, items), self._expiry(day, now))
                 for (shard, day), items in sorted(groups.items())]
-        with ThreadPoolExecutor(WRITE_CONCURRENCY) as pool:
-            list(pool.map(lambda job: self._add_chunk(*job), jobs))
-            list(pool.map(lambda item: self._extend_roster(*item), sorted(stores_by_shard.items())))
+        pool = _writer_pool()
+        list(pool.map(lambda job: self._add_chunk(*job), jobs))
+        list(pool.map(lambda item: self._extend_roster(*item), sorted(stores_by_shard.items())))
         return len(jobs)
 
     def _expiry(self, day_start: int, wall_now: int) -> datetime:
