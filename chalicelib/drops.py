@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import IO, Callable, Iterable, Optional
 from urllib.parse import unquote_plus
 
+from botocore.exceptions import ClientError
+
 from chalicelib.aws import s3_client
 from chalicelib.ingestion import (
     HOURS,
@@ -132,7 +134,16 @@ def ingest_drop(drop: S3Drop, settings: Settings) -> Optional[IngestionRecord]:
     if previous is not None and previous.status in (COMPLETE, REJECTED):
         log.info("already ingested %s (%s)", drop.ingestion_id, previous.status)
         return previous
-    body = s3_client().get_object(Bucket=drop.bucket, Key=drop.key)["Body"]
+    try:
+        body = s3_client().get_object(Bucket=drop.bucket, Key=drop.key)["Body"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+            raise
+        # Deleted before we got to it: retrying cannot help, so record it and move on.
+        log.warning("s3://%s/%s is gone; nothing to ingest", drop.bucket, drop.key)
+        records = IngestionRepository()
+        return records.finish(records.start(drop.ingestion_id, f"s3://{drop.bucket}/{drop.key}"), REJECTED,
+                              error="the object was deleted before it could be ingested")
 
     def save_rejections(data: IO[bytes]) -> str:
         key = drop.key + REJECTIONS_SUFFIX

@@ -820,3 +820,9 @@ def test_a_row_too_long_for_the_csv_reader_is_rejected_and_the_rest_goes_in(aws)
     assert line == "3" and "cannot be read as CSV" in reason and len(row) <= 500
     assert polls_of("s") == [(parse_poll_timestamp("2023-01-25 10:00:00 UTC"), True),
                              (parse_poll_timestamp("2023-01-25 12:00:00 UTC"), False)]
+
+
+def test_object_deleted_before_its_event_is_recorded_not_retried(aws):
+    drop = S3Drop(settings.bucket, "incoming/status/gone.csv", "0123")
+    record = ingest_drop(drop, settings)
+    assert record.status == "Rejected" and "deleted" in record.error
