@@ -201,15 +201,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
                                "started": datetime.now(timezone.utc).isoformat(), "scenarios": {}}
-    for scenario in args.scenario:
-        data = scenario_data(scenario, args.seed)
+    targets = [(Path(args.data).name, Path(args.data))] if args.data else \
+        [(scenario, None) for scenario in args.scenario]
+    for scenario, data in targets:
+        data = data or scenario_data(scenario, args.seed)
         runs = []
         for index in range(args.runs):
             print(f"{scenario}: run {index + 1}/{args.runs} ...", file=sys.stderr, flush=True)
             runs.append(run_once(data, args.workers, args.parts))
         print_table(scenario, runs)
         summary["scenarios"][scenario] = [vars(r) for r in runs]
-    if {"new-full", "new-last8"} <= set(args.scenario):
+    if not args.data and {"new-full", "new-last8"} <= set(args.scenario):
         full = _median([r["report_seconds"] for r in summary["scenarios"]["new-full"]])
         last8 = _median([r["report_seconds"] for r in summary["scenarios"]["new-last8"]])
         print(f"\nnew-full / new-last8 trigger->Complete: {full:.1f} s / {last8:.1f} s = {full / last8:.2f}x")
@@ -227,4 +229,5 @@ def register_commands(commands: Any) -> None:
     bench.add_argument("--workers", type=int, default=2, help="worker (pump) processes (default: 2)")
     bench.add_argument("--parts", type=int, default=None, help="report parts (default: the stage's REPORT_PARTS)")
     bench.add_argument("--seed", type=int, default=1)
+    bench.add_argument("--data", help="bench this data directory instead of a generated scenario")
     bench.set_defaults(func=cmd_bench)
