@@ -129,7 +129,8 @@ def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
         result.ingest = [line for line in ingested if "file" in line]
         result.ingest_rss_mb = next(line["peak_rss_mb"] for line in ingested if line.get("process") == "ingest")
 
-        drop = data / "hourly_drop.csv"
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        drop = RESULTS_DIR / f"hourly_drop-{data.name}.csv"
         result.hourly_drop_rows = write_hourly_drop(files["status"], drop)
         dropped = _cli("ingest", "--json", "--status", str(drop), env=env)
         result.hourly_drop_seconds = dropped[0]["seconds"]
