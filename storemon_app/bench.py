@@ -41,7 +41,7 @@ def _peak_rss_mb(pid: int) -> Optional[float]:
 
 def scenario_data(scenario: str, seed: int = 1) -> Path:
     """Generated once per scenario and seed, then reused."""
-    from storemon_app.simulator import write_dataset
+    from storemon_app.simulation import write_dataset
 
     directory = BENCH_DATA / f"{scenario}-seed{seed}"
     if not (directory / ".complete").exists():

@@ -61,7 +61,7 @@ def find_dataset(directory: Path) -> dict[str, Path]:
 
 def sample_dataset() -> Path:
     """The small generated sample the demo uses by default (made once, then reused)."""
-    from storemon_app.simulator import write_dataset
+    from storemon_app.simulation import write_dataset
 
     if not (SAMPLE_DIR / "store_status.csv").is_file():
         print(f"generating a sample data set in {SAMPLE_DIR} ...", file=sys.stderr)
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     try:
-        from storemon_app.simulator import register_commands
+        from storemon_app.simulation import register_commands
     except ImportError:  # pragma: no cover - the simulator is part of the package
         register_commands = None
     if register_commands:

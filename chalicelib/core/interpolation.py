@@ -181,11 +181,50 @@ def markov_bridge(polls: Sequence[Poll], params: MarkovParameters = MarkovParame
     return MarkovBridgeEstimate(polls, params)
 
 
+class NearestThenMarkovEstimate(MarkovBridgeEstimate):
+    """Nearest poll across short gaps, Markov expectation across long ones.
+
+    Within ``hold`` seconds of a poll the store most likely kept its status (one
+    poll an hour is the norm), so a short gap is split at its midpoint, as the
+    nearest-poll rule does. Beyond that, across fleet-wide outages and sparse
+    stores, the bridge's expected value is a far better guess than half and half.
+    """
+
+    def __init__(self, polls: Sequence[Poll], params: MarkovParameters, hold_hours: float) -> None:
+        super().__init__(polls, params)
+        self._hold = hold_hours * 3600.0
+
+    def _relaxing(self, state: float, d1: float, d2: float) -> float:
+        held = max(0.0, min(d2, self._hold) - d1)
+        rest_from = max(d1, self._hold)
+        relaxed = 0.0
+        if d2 > rest_from:
+            relaxed = super()._relaxing(state, rest_from - self._hold, d2 - self._hold)
+        return state * held + relaxed
+
+    def _bridge(self, gap: int, t1: float, t2: float) -> float:
+        length = self._times[gap + 1] - self._times[gap]
+        if length > 2 * self._hold:
+            return super()._bridge(gap, t1, t2)
+        middle = length / 2.0
+        before = max(0.0, min(t2, middle) - t1)
+        after = max(0.0, t2 - max(t1, middle))
+        return self._states[gap] * before + self._states[gap + 1] * after
+
+
+def nearest_then_markov(polls: Sequence[Poll], params: MarkovParameters = MarkovParameters(),
+                        hold_hours: float = 1.5) -> UptimeEstimate:
+    if not polls:
+        return NoEvidence()
+    return NearestThenMarkovEstimate(polls, params, hold_hours)
+
+
 RULES: dict[str, InterpolationRule] = {
     "carry_forward": carry_forward,
     "nearest_poll": nearest_poll,
     "markov_bridge": markov_bridge,
+    "nearest_then_markov": nearest_then_markov,
 }
 
 #: Chosen by measurement against the simulator; see docs/ALGORITHM.md.
-DEFAULT_RULE_NAME = "nearest_poll"
+DEFAULT_RULE_NAME = "nearest_then_markov"

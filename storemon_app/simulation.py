@@ -1,0 +1,386 @@
+"""A fleet simulator with ground truth: the project's way to make test data of any size,
+and to measure interpolation rules against what really happened.
+
+Each simulated store has a hidden up/down timeline (an alternating renewal process with
+lognormal durations: most stores reliable, some flaky, a few with long outages), a real
+schedule and zone (sampled from ``../shared/data/real`` when present, synthetic otherwise)
+and a poller: about hourly with jitter and dropped polls, fleet-wide poll outages, a few
+stores polled only rarely, and most stores reporting ``inactive`` while closed.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import csv
+import math
+import random
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+from chalicelib.core import parsing
+from chalicelib.core.interpolation import (
+    RULES,
+    InterpolationRule,
+    MarkovParameters,
+    Poll,
+    markov_bridge,
+    nearest_then_markov,
+)
+from chalicelib.core.report import WINDOWS, store_report
+from chalicelib.core.schedule import WeeklySchedule, business_intervals
+
+HOUR = 3600
+DAY = 86_400
+SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    stores: int
+    days: int
+    id_style: str  # "int19" (old data set) or "uuid" (new)
+    now: datetime
+    poll_interval: float = HOUR
+    jitter: float = 0.25  # of the interval, either way
+    drop_rate: float = 0.05
+    #: Hours before now at which a fleet-wide stretch without polls starts, and its length.
+    fleet_gap: Optional[tuple[float, float]] = None
+    rare_share: float = 0.01  # stores polled once in the whole period
+    inactive_when_closed_share: float = 0.85
+    no_hours_share: float = 0.1  # 24x7
+    no_zone_share: float = 0.05  # default zone
+    flaky_share: float = 0.2
+
+
+OLD_NOW = datetime(2023, 1, 25, 18, 13, 22, tzinfo=timezone.utc)
+NEW_NOW = datetime(2024, 10, 14, 23, 55, 18, tzinfo=timezone.utc)
+
+SCENARIOS: dict[str, Scenario] = {
+    "tiny": Scenario("tiny", 20, 9, "int19", OLD_NOW, fleet_gap=(60, 12)),
+    "sample": Scenario("sample", 200, 9, "int19", OLD_NOW, fleet_gap=(80, 36)),
+    # Shaped like the real older data set: 14,092 stores, ~1.8M polls over 8 days, a 36-hour gap.
+    "old-full": Scenario("old-full", 14_092, 8, "int19", OLD_NOW, drop_rate=0.18, fleet_gap=(100, 36)),
+    # Shaped like the newer one: 4,560 stores, ~1.9M polls over two months.
+    "new-full": Scenario("new-full", 4_560, 61, "uuid", NEW_NOW, poll_interval=3.4 * HOUR, drop_rate=0.03),
+    "new-last8": Scenario("new-last8", 4_560, 8, "uuid", NEW_NOW, poll_interval=3.4 * HOUR, drop_rate=0.03),
+}
+
+
+# -- ground truth ------------------------------------------------------------------
+
+class Timeline:
+    """A store's true status: ``initial`` at ``start``, flipping at each of ``changes``."""
+
+    def __init__(self, start: int, initial: bool, changes: list[int]) -> None:
+        self.start, self.initial, self.changes = start, initial, changes
+
+    def is_up(self, instant: int) -> bool:
+        flips = bisect.bisect_right(self.changes, instant)
+        return self.initial ^ (flips % 2 == 1)
+
+    def up_seconds(self, lo: int, hi: int) -> int:
+        total = 0
+        index = bisect.bisect_right(self.changes, lo)
+        state = self.initial ^ (index % 2 == 1)
+        cursor = lo
+        while cursor < hi:
+            next_change = self.changes[index] if index < len(self.changes) else hi
+            end = min(hi, next_change)
+            if state:
+                total += end - cursor
+            cursor = end
+            state = not state
+            index += 1
+        return total
+
+
+def simulate_timeline(rng: random.Random, start: int, end: int, flaky: bool) -> Timeline:
+    """Alternating up/down periods with lognormal lengths (heavy-tailed, not memoryless)."""
+    up_median = 3 * HOUR if flaky else 30 * HOUR
+    down_median = 45 * 60 if flaky else 60 * 60
+    changes: list[int] = []
+    state = rng.random() < (0.75 if flaky else 0.95)
+    initial = state
+    cursor = start - int(rng.random() * up_median)
+    while cursor < end:
+        median = up_median if state else down_median
+        cursor += max(60, int(rng.lognormvariate(math.log(median), 1.0)))
+        if cursor > start:
+            changes.append(min(cursor, end))
+        state = not state
+    return Timeline(start, initial, changes)
+
+
+# -- schedules and zones -------------------------------------------------------------
+
+def _real_profiles(id_style: str) -> tuple[list[list[tuple[int, int, int]]], list[str]]:
+    """Every real store's schedule rows and every real zone name (empty when absent)."""
+    folder = SHARED_REAL / ("old" if id_style == "int19" else "new")
+    schedules: dict[str, list[tuple[int, int, int]]] = {}
+    zones: list[str] = []
+    if (folder / "menu_hours.csv").is_file():
+        with open(folder / "menu_hours.csv", newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader)
+            day_col = header.index("day") if "day" in header else header.index("dayOfWeek")
+            for row in reader:
+                schedules.setdefault(row[0], []).append((
+                    parsing.parse_weekday(row[day_col]), parsing.parse_local_time(row[2]),
+                    parsing.parse_local_time(row[3])))
+    if (folder / "timezones.csv").is_file():
+        with open(folder / "timezones.csv", newline="") as handle:
+            reader = csv.reader(handle)
+            next(reader)
+            zones = [row[1] for row in reader if row and parsing.is_known_timezone(row[1])]
+    return list(schedules.values()), zones
+
+
+def _synthetic_schedule(rng: random.Random) -> list[tuple[int, int, int]]:
+    kind = rng.random()
+    rows = []
+    for day in range(7):
+        if kind < 0.15 and day == 0:
+            continue  # closed on Mondays
+        if kind < 0.3:
+            rows.append((day, 22 * HOUR, 2 * HOUR))  # overnight
+        elif kind < 0.45:
+            rows += [(day, 11 * HOUR, 14 * HOUR + 30 * 60), (day, 17 * HOUR, 23 * HOUR)]  # split
+        else:
+            rows.append((day, rng.choice([6, 7, 9, 10, 11]) * HOUR, rng.choice([20, 21, 22]) * HOUR + 59 * 60 + 59))
+    return rows
+
+
+SYNTHETIC_ZONES = ["America/New_York"] * 9 + ["America/Chicago"] * 5 + ["America/Los_Angeles"] * 4 + \
+    ["America/Denver", "America/Phoenix", "America/Edmonton", "Asia/Beirut"]
+
+
+@dataclass
+class SimulatedStore:
+    store_id: str
+    schedule_rows: Optional[list[tuple[int, int, int]]]  # None: no hours rows (24x7)
+    zone: Optional[str]  # None: no zone row (default zone)
+    timeline: Timeline
+    polls: list[Poll]
+
+    @property
+    def schedule(self) -> WeeklySchedule:
+        return WeeklySchedule.from_rows(self.schedule_rows or [])
+
+    @property
+    def tz_name(self) -> str:
+        return self.zone or parsing.DEFAULT_TIMEZONE
+
+
+def _store_id(rng: random.Random, style: str) -> str:
+    if style == "uuid":
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return str(rng.randrange(10**18, 10**19))
+
+
+def simulate(scenario: Scenario, seed: int = 1) -> Iterator[SimulatedStore]:
+    """Stores one at a time (memory stays flat whatever the size)."""
+    rng = random.Random(seed)
+    real_schedules, real_zones = _real_profiles(scenario.id_style)
+    now = int(scenario.now.timestamp())
+    start = now - scenario.days * DAY
+    gap = None
+    if scenario.fleet_gap:
+        gap_start = now - int(scenario.fleet_gap[0] * HOUR)
+        gap = (gap_start, gap_start + int(scenario.fleet_gap[1] * HOUR))
+    for index in range(scenario.stores):
+        store_id = _store_id(rng, scenario.id_style)
+        rows = None
+        if rng.random() >= scenario.no_hours_share:
+            rows = rng.choice(real_schedules) if real_schedules else _synthetic_schedule(rng)
+        zone = None
+        if rng.random() >= scenario.no_zone_share:
+            zone = rng.choice(real_zones) if real_zones else rng.choice(SYNTHETIC_ZONES)
+        timeline = simulate_timeline(rng, start, now, flaky=rng.random() < scenario.flaky_share)
+        schedule = WeeklySchedule.from_rows(rows or [])
+        business = business_intervals(schedule, zone or parsing.DEFAULT_TIMEZONE, start, now + 1)
+        inactive_when_closed = rng.random() < scenario.inactive_when_closed_share
+        polls = []
+        if rng.random() < scenario.rare_share:
+            moments = [now - rng.randrange(scenario.days * DAY)]
+        else:
+            phase = rng.random() * scenario.poll_interval
+            count = int(scenario.days * DAY / scenario.poll_interval)
+            moments = []
+            for slot in range(count):
+                if rng.random() < scenario.drop_rate:
+                    continue
+                jitter = (rng.random() * 2 - 1) * scenario.jitter * scenario.poll_interval
+                moments.append(int(now - phase - slot * scenario.poll_interval + jitter))
+        if index == 0:
+            moments.append(now)  # "now" is the latest poll: pin it to the scenario's now
+        for moment in sorted(set(m for m in moments if start <= m <= now)):
+            if gap and gap[0] <= moment < gap[1]:
+                continue
+            up = timeline.is_up(moment)
+            if inactive_when_closed and not _inside(business, moment):
+                up = False
+            polls.append(Poll(moment, up))
+        yield SimulatedStore(store_id, rows, zone, timeline, polls)
+
+
+def _inside(spans: Sequence[tuple[int, int]], instant: int) -> bool:
+    index = bisect.bisect_right(spans, (instant, math.inf)) - 1
+    return index >= 0 and spans[index][0] <= instant < spans[index][1]
+
+
+# -- writing data sets -----------------------------------------------------------------
+
+def _stamp(moment: int, micro: int) -> str:
+    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + f".{micro:06d} UTC"
+
+
+def _clock(seconds: int) -> str:
+    seconds = min(seconds, DAY - 1)
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def write_dataset(out_dir: Path, scenario: str | Scenario, seed: int = 1,
+                  progress: bool = False) -> dict[str, int]:
+    """Write store_status.csv, menu_hours.csv and timezones.csv, streaming; returns row counts."""
+    spec = SCENARIOS[scenario] if isinstance(scenario, str) else scenario
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {"store_status.csv": 0, "menu_hours.csv": 0, "timezones.csv": 0}
+    rng = random.Random(seed + 1)
+    started = time.monotonic()
+    with open(out_dir / "store_status.csv", "w", newline="") as status, \
+            open(out_dir / "menu_hours.csv", "w", newline="") as hours, \
+            open(out_dir / "timezones.csv", "w", newline="") as zones:
+        status.write("store_id,status,timestamp_utc\n")
+        hours.write("store_id,dayOfWeek,start_time_local,end_time_local\n")
+        zones.write("store_id,timezone_str\n")
+        for index, store in enumerate(simulate(spec, seed)):
+            lines = [f"{store.store_id},{'active' if up else 'inactive'},{_stamp(at, rng.randrange(10**6))}\n"
+                     for at, up in store.polls]
+            status.writelines(lines)
+            counts["store_status.csv"] += len(lines)
+            for day, start, end in store.schedule_rows or ():
+                hours.write(f"{store.store_id},{day},{_clock(start)},{_clock(end)}\n")
+                counts["menu_hours.csv"] += 1
+            if store.zone:
+                zones.write(f"{store.store_id},{store.zone}\n")
+                counts["timezones.csv"] += 1
+            if progress and index % 1000 == 999:
+                print(f"  {index + 1:,}/{spec.stores:,} stores, {counts['store_status.csv']:,} polls "
+                      f"[{time.monotonic() - started:.0f} s]", file=sys.stderr, flush=True)
+    return counts
+
+
+# -- measuring rules against the truth ---------------------------------------------------
+
+@dataclass(frozen=True)
+class RuleError:
+    rule: str
+    window: str
+    mae: float
+    p90: float
+    bias: float
+
+
+def candidate_rules() -> dict[str, InterpolationRule]:
+    rules = dict(RULES)
+    for hours in (1.0, 6.0, 12.0):
+        params = MarkovParameters(relaxation_hours=hours)
+        rules[f"markov_bridge(relaxation={hours:g}h)"] = lambda polls, p=params: markov_bridge(polls, p)
+    for hold in (1.0, 2.0, 3.0):
+        rules[f"nearest_then_markov(hold={hold:g}h)"] = lambda polls, h=hold: nearest_then_markov(polls, hold_hours=h)
+    for hours in (6.0,):
+        params = MarkovParameters(relaxation_hours=hours)
+        rules[f"nearest_then_markov(relaxation={hours:g}h)"] = \
+            lambda polls, p=params: nearest_then_markov(polls, p)
+    return rules
+
+
+def compare_rules(scenario: Scenario, seeds: Sequence[int], rules: Optional[dict[str, InterpolationRule]] = None,
+                  nows_per_seed: int = 3) -> list[RuleError]:
+    """Error of each rule against the truth, per window (hour in minutes, day and week in hours).
+
+    Each seed's fleet is evaluated at several "now"s (the real one and earlier ones, with the
+    polls after them hidden), so windows fall on every part of the day and of the outage gap.
+    """
+    rules = rules or candidate_rules()
+    errors: dict[tuple[str, str], list[float]] = {}
+    for seed in seeds:
+        stores = list(simulate(scenario, seed))
+        now = int(scenario.now.timestamp())
+        for shift in range(nows_per_seed):
+            report_now = now - shift * 7 * HOUR
+            for store in stores:
+                polls = [p for p in store.polls if p.at <= report_now]
+                if not polls:
+                    continue
+                business = business_intervals(store.schedule, store.tz_name, report_now - 7 * DAY, report_now)
+                for name, rule in rules.items():
+                    row = store_report(store.store_id, polls, store.schedule, store.tz_name, report_now, rule)
+                    for window, length in WINDOWS:
+                        truth = sum(store.timeline.up_seconds(max(lo, report_now - length), min(hi, report_now))
+                                    for lo, hi in business if hi > report_now - length)
+                        unit = 60 if window == "hour" else 3600
+                        estimate = getattr(row, window).uptime
+                        errors.setdefault((name, window), []).append((estimate - truth) / unit)
+    result = []
+    for (name, window), values in errors.items():
+        absolute = sorted(abs(v) for v in values)
+        result.append(RuleError(name, window, statistics.fmean(absolute),
+                                absolute[int(0.9 * (len(absolute) - 1))], statistics.fmean(values)))
+    return result
+
+
+def errors_table(errors: list[RuleError]) -> str:
+    rules = list(dict.fromkeys(e.rule for e in errors))
+    cell = {(e.rule, e.window): e for e in errors}
+    lines = ["| rule | hour: MAE (min) | hour: P90 | hour: bias | day: MAE (h) | day: P90 | day: bias "
+             "| week: MAE (h) | week: P90 | week: bias |",
+             "|---|" + "---:|" * 9]
+    for rule in rules:
+        parts = []
+        for window, _ in WINDOWS:
+            e = cell[(rule, window)]
+            parts += [f"{e.mae:.2f}", f"{e.p90:.2f}", f"{e.bias:+.2f}"]
+        lines.append(f"| `{rule}` | " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
+# -- commands ---------------------------------------------------------------------------
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    counts = write_dataset(Path(args.out), args.scenario, seed=args.seed, progress=True)
+    print(f"scenario {args.scenario} (seed {args.seed}) -> {Path(args.out).resolve()} "
+          f"in {time.monotonic() - started:.1f} s: " + ", ".join(f"{k} {v:,} rows" for k, v in counts.items()))
+    return 0
+
+
+def cmd_compare_rules(args: argparse.Namespace) -> int:
+    scenario = replace(SCENARIOS["sample"], stores=args.stores)
+    started = time.monotonic()
+    errors = compare_rules(scenario, seeds=range(1, args.seeds + 1))
+    print(f"{args.stores} stores x {args.seeds} seeds x 3 report times, {time.monotonic() - started:.0f} s; "
+          f"real schedules and zones: {'yes' if SHARED_REAL.is_dir() else 'no (synthetic)'}\n")
+    print(errors_table(errors))
+    return 0
+
+
+def register_commands(commands: Any) -> None:
+    generate = commands.add_parser("generate", help="write a simulated data set (status, hours, zones)")
+    generate.add_argument("--scenario", choices=sorted(SCENARIOS), default="sample")
+    generate.add_argument("--out", required=True, help="directory to write the three CSV files into")
+    generate.add_argument("--seed", type=int, default=1)
+    generate.set_defaults(func=cmd_generate)
+
+    compare = commands.add_parser("compare-rules", help="measure interpolation rules against simulated truth")
+    compare.add_argument("--stores", type=int, default=300)
+    compare.add_argument("--seeds", type=int, default=3)
+    compare.set_defaults(func=cmd_compare_rules)
