@@ -53,7 +53,7 @@ class Scenario:
     #: Hours before now at which a fleet-wide stretch without polls starts, and its length.
     fleet_gap: Optional[tuple[float, float]] = None
     rare_share: float = 0.01  # stores polled once in the whole period
-    inactive_when_closed_share: float = 0.85
+    inactive_when_closed_share: float = 0.3
     no_hours_share: float = 0.1  # 24x7
     no_zone_share: float = 0.05  # default zone
     flaky_share: float = 0.2
