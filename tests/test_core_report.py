@@ -1,0 +1,143 @@
+"""Report rows from polls: the worked example, edge cases, the interpolation rules."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from chalicelib.core.interpolation import (
+    DEFAULT_RULE_NAME,
+    RULES,
+    MarkovBridgeEstimate,
+    MarkovParameters,
+    Poll,
+)
+from chalicelib.core.parsing import InvalidField, parse_poll_timestamp, parse_status
+from chalicelib.core.report import store_report
+from chalicelib.core.schedule import WeeklySchedule
+from tests.test_core_schedule import at
+
+CHICAGO = "America/Chicago"
+H = 3600
+
+
+def test_worked_example_of_the_specification():
+    monday_9_to_12 = WeeklySchedule.from_rows([(0, 9 * H, 12 * H)])
+    polls = [Poll(at("2023-01-23 10:14", CHICAGO), True), Poll(at("2023-01-23 11:15", CHICAGO), False)]
+    now = at("2023-01-23 12:00", CHICAGO)
+    report = store_report("s", polls, monday_9_to_12, CHICAGO, now)
+    assert DEFAULT_RULE_NAME == "nearest_then_markov"
+    assert report.day.business == 3 * H
+    assert report.day.uptime == pytest.approx(104.5 * 60)  # 09:00 - 10:44:30
+    assert report.day.downtime == pytest.approx(75.5 * 60)  # 10:44:30 - 12:00
+    assert report.hour.uptime == 0 and report.hour.business == H
+    assert report.csv_fields() == ["s", "0.00", "1.74", "1.74", "60.00", "1.26", "1.26"]
+    assert store_report("s", polls, monday_9_to_12, CHICAGO, now, RULES["nearest_poll"]).csv_fields() == \
+        report.csv_fields()
+    locf = store_report("s", polls, monday_9_to_12, CHICAGO, now, RULES["carry_forward"])
+    assert locf.day.uptime == 135 * 60 and locf.csv_fields()[1:] == ["15.00", "2.25", "2.25", "45.00", "0.75", "0.75"]
+
+
+def test_store_with_one_poll():
+    now = 1_700_000_000
+    report = store_report("s", [Poll(now - 10 * H, True)], None, "UTC", now)
+    # held for 1.5 h either side, then relaxing towards its (prior-weighted) up share: fractional
+    assert report.week.business == 7 * 24 * H
+    assert 0 < report.week.uptime < report.week.business
+    nearest = store_report("s", [Poll(now - 10 * H, True)], None, "UTC", now, RULES["nearest_poll"])
+    assert nearest.week.uptime == 7 * 24 * H
+
+
+def test_no_polls_in_the_last_hour_but_before_it():
+    now = 1_700_000_000
+    polls = [Poll(now - 2 * H - k * H, False) for k in range(10)]
+    report = store_report("s", polls, None, "UTC", now, RULES["nearest_poll"])
+    assert report.hour.uptime == 0 and report.hour.downtime == H
+    polls_up = [Poll(now - 2 * H - k * H, True) for k in range(10)]
+    assert store_report("s", polls_up, None, "UTC", now, RULES["nearest_poll"]).hour.uptime == H
+
+
+def test_inactive_polls_outside_business_hours_are_not_evidence():
+    schedule = WeeklySchedule.from_rows([(day, 9 * H, 17 * H) for day in range(7)])
+    now = at("2023-01-25 23:00", CHICAGO)
+    night_polls = [Poll(at(f"2023-01-{d} 22:30", CHICAGO), False) for d in range(18, 26)]
+    report = store_report("s", night_polls, schedule, CHICAGO, now)
+    assert report.week.business == 7 * 8 * H
+    assert report.week.uptime == 0  # no evidence at all: all downtime
+    with_day_poll = night_polls + [Poll(at("2023-01-25 12:00", CHICAGO), True)]
+    report = store_report("s", with_day_poll, schedule, CHICAGO, now, RULES["nearest_poll"])
+    assert report.week.uptime == report.week.business  # the closed-hours polls do not pull it down
+
+
+def test_no_polls_at_all_is_all_downtime():
+    report = store_report("silent", [], None, "America/Denver", 1_700_000_000)
+    assert report.csv_fields()[1:] == ["0.00", "0.00", "0.00", "60.00", "24.00", "168.00"]
+
+
+def test_closed_for_the_whole_window_is_all_zero():
+    closed_all_week_but_monday = WeeklySchedule.from_rows([(0, 9 * H, 10 * H)])
+    now = at("2023-01-25 12:00", CHICAGO)  # Wednesday
+    report = store_report("s", [Poll(now - H, True)], closed_all_week_but_monday, CHICAGO, now, RULES["nearest_poll"])
+    assert report.hour.business == report.day.business == 0
+    assert report.csv_fields()[1:] == ["0.00", "0.00", "1.00", "0.00", "0.00", "0.00"]
+    # the chosen rule: Monday's hour is two days from the only poll, so its status has
+    # relaxed towards the store's up share; the hour still splits completely
+    fields = store_report("s", [Poll(now - H, True)], closed_all_week_but_monday, CHICAGO, now).csv_fields()
+    assert fields[1:3] == ["0.00", "0.00"] and float(fields[3]) + float(fields[6]) == 1.0
+    assert 0.5 < float(fields[3]) < 1.0
+
+
+def test_polls_outside_the_read_range_are_ignored():
+    now = 1_700_000_000
+    old = [Poll(now - 30 * 24 * H, True)]
+    assert store_report("s", old, None, "UTC", now).week.uptime == 0
+
+
+def test_conflicting_polls_at_one_instant_count_as_inactive():
+    now = 1_700_000_000
+    report = store_report("s", [Poll(now - 60, True), Poll(now - 60, False)], None, "UTC", now, RULES["nearest_poll"])
+    assert report.hour.uptime == 0
+
+
+def test_csv_columns_add_up_after_rounding():
+    from chalicelib.core.report import StoreReport, WindowTotals
+
+    row = StoreReport("s", WindowTotals(3600, 1234.567), WindowTotals(86_399, 40_000.4), WindowTotals(604_799, 1.0))
+    fields = [float(v) for v in row.csv_fields()[1:]]
+    assert fields[0] + fields[3] == pytest.approx(60.00)
+    assert fields[1] + fields[4] == pytest.approx(24.00)
+    assert fields[2] + fields[5] == pytest.approx(168.00)
+
+
+def _bridge_probability(a: float, b: float, t: float, length: float, pi: float, k: float) -> float:
+    """Independent pointwise formula: P(up at t | a at 0, b at T)."""
+    def transition(x: float, y: float, s: float) -> float:  # P(y at s | x at 0)
+        share = pi if y else 1 - pi
+        return share + ((1.0 if x == y else 0.0) - share) * math.exp(-k * s)
+    return transition(a, 1.0, t) * transition(1.0, b, length - t) / transition(a, b, length)
+
+
+@pytest.mark.parametrize("states", [(True, True), (True, False), (False, True), (False, False)])
+def test_markov_bridge_closed_form_matches_numerical_integration(states):
+    polls = [Poll(0, states[0]), Poll(8 * H, states[1])]
+    params = MarkovParameters(relaxation_hours=2.0)
+    estimate = MarkovBridgeEstimate(polls, params)
+    pi, k = estimate._pi, 1 / (2.0 * H)
+    lo, hi, steps = 1_000, 20_000, 20_000
+    width = (hi - lo) / steps
+    numeric = sum(_bridge_probability(float(states[0]), float(states[1]), lo + (i + 0.5) * width, 8 * H, pi, k)
+                  for i in range(steps)) * width
+    assert estimate.uptime_seconds(lo, hi) == pytest.approx(numeric, rel=1e-6)
+
+
+def test_parsing_keeps_big_ids_and_drops_fractions():
+    assert parse_poll_timestamp("2023-01-22 12:09:39.388884 UTC") == parse_poll_timestamp("2023-01-22 12:09:39 UTC")
+    assert parse_poll_timestamp("2023-01-22 12:09:39.3 UTC") - parse_poll_timestamp("2023-01-22 00:00:00 UTC") \
+        == 12 * H + 9 * 60 + 39
+    for bad in ["2023-01-22 12:09:39", "2023-13-01 00:00:00 UTC", "2023-02-30 00:00:00 UTC",
+                "2023-01-22 12:09:39.1234567 UTC", "yesterday UTC", ""]:
+        with pytest.raises(InvalidField):
+            parse_poll_timestamp(bad)
+    assert parse_status(" Active ") is True
+    with pytest.raises(InvalidField):
+        parse_status("up")

@@ -1,0 +1,67 @@
+"""The simulator: data sets in the real files' formats, deterministic, with sane truth."""
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import replace
+
+from chalicelib.core import parsing
+from chalicelib.core.schedule import business_intervals
+from storemon_app.simulation import SCENARIOS, compare_rules, errors_table, simulate, write_dataset
+
+
+def _digest(directory) -> str:
+    return hashlib.sha256(b"".join((directory / name).read_bytes()
+                                   for name in ("store_status.csv", "menu_hours.csv", "timezones.csv"))).hexdigest()
+
+
+def test_generated_files_have_the_real_formats(tmp_path):
+    counts = write_dataset(tmp_path, "tiny", seed=3)
+    assert counts["store_status.csv"] > 100
+    with open(tmp_path / "store_status.csv", newline="") as handle:
+        reader = csv.reader(handle)
+        assert next(reader) == ["store_id", "status", "timestamp_utc"]
+        rows = list(reader)
+    for store, status, stamp in rows:
+        assert len(store) == 19 and store.isdigit()
+        parsing.parse_status(status)
+        parsing.parse_poll_timestamp(stamp)
+    with open(tmp_path / "menu_hours.csv", newline="") as handle:
+        reader = csv.reader(handle)
+        assert next(reader) == ["store_id", "dayOfWeek", "start_time_local", "end_time_local"]
+        for store, day, start, end in reader:
+            parsing.parse_weekday(day), parsing.parse_local_time(start), parsing.parse_local_time(end)
+    with open(tmp_path / "timezones.csv", newline="") as handle:
+        reader = csv.reader(handle)
+        assert next(reader) == ["store_id", "timezone_str"]
+        assert all(parsing.parse_timezone(zone) for _, zone in reader)
+    latest = max(parsing.parse_poll_timestamp(stamp) for _, _, stamp in rows)
+    assert latest == int(SCENARIOS["tiny"].now.timestamp())  # "now" is pinned
+
+
+def test_same_seed_same_bytes(tmp_path):
+    write_dataset(tmp_path / "a", "tiny", seed=9)
+    write_dataset(tmp_path / "b", "tiny", seed=9)
+    write_dataset(tmp_path / "c", "tiny", seed=10)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+
+
+def test_uuid_ids_for_the_new_shape():
+    scenario = replace(SCENARIOS["new-last8"], stores=5)
+    assert all(len(store.store_id) == 36 for store in simulate(scenario, 1))
+
+
+def test_truth_is_within_business_time():
+    scenario = SCENARIOS["tiny"]
+    now = int(scenario.now.timestamp())
+    for store in simulate(scenario, 2):
+        spans = business_intervals(store.schedule, store.tz_name, now - 7 * 86_400, now)
+        up = sum(store.timeline.up_seconds(lo, hi) for lo, hi in spans)
+        assert 0 <= up <= sum(hi - lo for lo, hi in spans)
+
+
+def test_rule_comparison_runs_and_ranks():
+    errors = compare_rules(SCENARIOS["tiny"], seeds=[1], nows_per_seed=1)
+    assert {e.window for e in errors} == {"hour", "day", "week"}
+    assert all(e.mae >= 0 and e.p90 >= 0 for e in errors)
+    assert "| `nearest_then_markov` |" in errors_table(errors)
