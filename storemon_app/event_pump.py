@@ -74,6 +74,8 @@ class InvocationStats:
     failed: int = 0
     seconds: float = 0.0
     max_seconds: float = 0.0
+    #: CPU time of the invoking thread during invocations: the handler's own work.
+    cpu_seconds: float = 0.0
 
 
 class EventPump:
@@ -101,18 +103,21 @@ class EventPump:
         arn = sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         event = lambda_sqs_event(messages, arn, sqs_client().meta.region_name)
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         with self._lock:
             self._busy += 1
         try:
             mapping.handler(event, LambdaContext(mapping.handler_name))
         except Exception:
             log.exception("%s failed; its message(s) will be redelivered", mapping.handler_name)
-            self._record(mapping, ok=False, seconds=time.perf_counter() - started)
+            self._record(mapping, ok=False, seconds=time.perf_counter() - started,
+                         cpu=time.thread_time() - cpu_started)
             for message in messages:
                 sqs_client().change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
                                                        VisibilityTimeout=RETRY_BACKOFF_SECONDS)
         else:
-            self._record(mapping, ok=True, seconds=time.perf_counter() - started)
+            self._record(mapping, ok=True, seconds=time.perf_counter() - started,
+                         cpu=time.thread_time() - cpu_started)
             sqs_client().delete_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
         finally:
@@ -120,7 +125,7 @@ class EventPump:
                 self._busy -= 1
         return len(messages)
 
-    def _record(self, mapping: QueueMapping, ok: bool, seconds: float) -> None:
+    def _record(self, mapping: QueueMapping, ok: bool, seconds: float, cpu: float) -> None:
         with self._lock:
             stats = self.stats[mapping.handler_name]
             if ok:
@@ -128,6 +133,7 @@ class EventPump:
             else:
                 stats.failed += 1
             stats.seconds += seconds
+            stats.cpu_seconds += cpu
             stats.max_seconds = max(stats.max_seconds, seconds)
 
     def _loop(self) -> None:

@@ -1,6 +1,7 @@
 """Fixtures: in-process moto with the stack of infra/resources.json applied."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -10,6 +11,7 @@ import pynamodb.connection.base
 from moto import mock_aws
 
 from chalicelib.aws import reset_clients
+from storemon_app.runtime import LocalStack, free_port, running_stack
 from storemon_app.stack import apply_stack
 
 SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
@@ -23,6 +25,21 @@ def aws() -> Iterator[dict[str, str]]:
         names = apply_stack("dev")
         yield names
     reset_clients()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalStack]:
+    """The local stack on free ports: moto's server and ``chalice local``, one per test module
+    (each module starts from empty tables). The event pump is the test's to run."""
+    saved = dict(os.environ)
+    reset_clients()
+    try:
+        with running_stack(emulator_port=free_port(), api_port=free_port()) as running:
+            yield running
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        reset_clients()
 
 
 @pytest.fixture

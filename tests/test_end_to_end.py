@@ -3,29 +3,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import urllib.request
 
 import pytest
 
-from chalicelib.aws import reset_clients
 from storemon_app.client import ApiError, ReportClient
-from storemon_app.runtime import free_port, running_stack
 from tests import fixtures
 
-
-
-@pytest.fixture(scope="module")
-def stack():
-    saved = dict(os.environ)
-    reset_clients()
-    try:
-        with running_stack(emulator_port=free_port(), api_port=free_port()) as running:
-            yield running
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
 
 
 def test_report_over_http(stack, tmp_path):

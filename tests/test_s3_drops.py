@@ -6,16 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import time
 import urllib.request
 from urllib.parse import unquote_plus
 
 import pytest
 
-from chalicelib.aws import reset_clients
 from storemon_app.client import ReportClient
-from storemon_app.runtime import free_port, running_stack
 from tests import fixtures
 
 INGEST_TIMEOUT = 60
@@ -24,19 +21,6 @@ KEYS = {
     "hours": "incoming/hours/menu hours+v1.csv",
     "status": "incoming/status/store status 2023-01-25+1.csv",
 }
-
-
-@pytest.fixture(scope="module")
-def stack():
-    saved = dict(os.environ)
-    reset_clients()
-    try:
-        with running_stack(emulator_port=free_port(), api_port=free_port()) as running:
-            yield running
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
 
 
 def _announced_keys() -> tuple[set[str], bool]:
