@@ -31,6 +31,7 @@ from storemon_app.runtime import (  # noqa: E402
     free_port,
     prepare_environment,
     running_stack,
+    stage_environment,
 )
 
 SAMPLE_DIR = PROJECT_ROOT / "out" / "sample-data"
@@ -186,7 +187,13 @@ Logs: {stack.log_dir}. Ctrl-C stops everything.""", flush=True)
 
 
 def _connect(args: argparse.Namespace) -> None:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}"
+    """Point at ``--endpoint``: a URL, ``aws`` for the real thing, or by default
+    ``AWS_ENDPOINT_URL`` and else the local stack of ``up``."""
+    endpoint = args.endpoint or os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}"
+    if endpoint == "aws":
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        os.environ.update(stage_environment(args.stage))
+        return
     prepare_environment(args.stage, endpoint)
 
 
@@ -268,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="dev", help="stage of .chalice/config.json (default: dev)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the handlers do")
+    parser.add_argument("--endpoint", help="for ingest, ingestions and pump: the AWS endpoint URL, or 'aws' "
+                                           "for real AWS (default: $AWS_ENDPOINT_URL, else http://127.0.0.1:4566)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="the whole flow once on an embedded emulator: ingest, report, download")
@@ -332,3 +341,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        unreachable = _unreachable_endpoint(error)
+        if unreachable is None:
+            raise
+        print(f"error: cannot reach {unreachable}. Start the local stack with `./storemon up`, "
+              "or point AWS_ENDPOINT_URL (or --endpoint) at a running emulator.", file=sys.stderr)
+        return 1
+
+
+def _unreachable_endpoint(error: BaseException) -> Optional[str]:
+    """The endpoint URL if ``error`` (or what caused it) is a failure to connect."""
+    from botocore.exceptions import EndpointConnectionError
+
+    seen = 0
+    current: Optional[BaseException] = error
+    while current is not None and seen < 10:
+        if isinstance(current, EndpointConnectionError):
+            return current.kwargs.get("endpoint_url", "the AWS endpoint")
+        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+        seen += 1
+    return None

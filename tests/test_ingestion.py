@@ -826,3 +826,18 @@ def test_object_deleted_before_its_event_is_recorded_not_retried(aws):
     drop = S3Drop(settings.bucket, "incoming/status/gone.csv", "0123")
     record = ingest_drop(drop, settings)
     assert record.status == "Rejected" and "deleted" in record.error
+
+
+def test_cli_says_plainly_when_the_emulator_is_not_running(capsys, monkeypatch):
+    from storemon_app import cli
+
+    monkeypatch.setattr(cli, "prepare_environment", lambda stage, endpoint: None)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    from chalicelib.aws import reset_clients
+
+    reset_clients()
+    try:
+        assert cli.main(["ingestions"]) == 1
+    finally:
+        reset_clients()
+    assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
