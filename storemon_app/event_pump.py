@@ -89,7 +89,6 @@ class EventPump:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._busy = 0
 
     def pump_once(self, mapping: QueueMapping) -> int:
         """Receive one batch from the mapping's queue and invoke its handler; returns messages seen."""
@@ -104,8 +103,6 @@ class EventPump:
         event = lambda_sqs_event(messages, arn, sqs_client().meta.region_name)
         started = time.perf_counter()
         cpu_started = time.thread_time()
-        with self._lock:
-            self._busy += 1
         try:
             mapping.handler(event, LambdaContext(mapping.handler_name))
         except Exception:
@@ -120,9 +117,6 @@ class EventPump:
                          cpu=time.thread_time() - cpu_started)
             sqs_client().delete_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-        finally:
-            with self._lock:
-                self._busy -= 1
         return len(messages)
 
     def _record(self, mapping: QueueMapping, ok: bool, seconds: float, cpu: float) -> None:
@@ -162,14 +156,3 @@ class EventPump:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout)
-
-    def drain(self, timeout: float = 600) -> None:
-        """Invoke handlers in this thread until every mapped queue is empty and nothing is in flight."""
-        deadline = time.monotonic() + timeout
-        quiet_rounds = 0
-        while time.monotonic() < deadline:
-            seen = sum(self.pump_once(mapping) for mapping in self.mappings)
-            quiet_rounds = quiet_rounds + 1 if seen == 0 and self._busy == 0 else 0
-            if quiet_rounds >= 2:
-                return
-        raise TimeoutError(f"queues not drained within {timeout:.0f} s")
