@@ -9,7 +9,7 @@ import time
 import uuid
 from typing import Any
 
-from chalice import BadRequestError, Chalice, NotFoundError, Response
+from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
 from chalicelib.drops import drops_from_notification, ingest_drop

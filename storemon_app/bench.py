@@ -188,7 +188,7 @@ def print_table(scenario: str, runs: list[RunResult]) -> None:
     for index, line in enumerate(runs[0].ingest):
         name = Path(line["file"]).name
         row(f"ingest {name} ({line['rows']:,} rows)", [r.ingest[index]["seconds"] for r in runs], "s")
-        row(f"  rows/s", [r.ingest[index]["rows"] / r.ingest[index]["seconds"] for r in runs], "rows/s", 0)
+        row("  rows/s", [r.ingest[index]["rows"] / r.ingest[index]["seconds"] for r in runs], "rows/s", 0)
     row("ingest, all three files", [sum(i["seconds"] for i in r.ingest) for r in runs], "s")
     row(f"hourly drop ({runs[0].hourly_drop_rows:,} rows)", [r.hourly_drop_seconds for r in runs], "s")
     row(f"trigger_report -> Complete ({runs[0].report_rows:,} rows)", [r.report_seconds for r in runs], "s")
