@@ -49,3 +49,18 @@ def write_dataset(directory: Path) -> dict[str, Path]:
         "timezones": write_csv(directory / "timezones.csv", ["store_id", "timezone_str"],
                                [[BIG_ID, "America/New_York"], [SILENT, "America/Denver"]]),
     }
+
+
+def check_report_rows(rows: list[list[str]]) -> dict[str, list[str]]:
+    """What every report of this data set must say, whichever way it was ingested."""
+    assert rows[0] == ["store_id", "uptime_last_hour", "uptime_last_day", "uptime_last_week",
+                       "downtime_last_hour", "downtime_last_day", "downtime_last_week"]
+    by_store = {row[0]: row for row in rows[1:]}
+    assert set(by_store) == {BIG_ID, NIGHT_OWL, SILENT}
+    # SILENT polled 20 days ago only: none of its business time can be confirmed up
+    assert by_store[SILENT][1:] == ["0.00", "0.00", "0.00", "60.00", "24.00", "168.00"]
+    # NIGHT_OWL is open 22:00-02:00 Chicago time: 4 h a day, 28 h a week, nothing in the last hour
+    night = [float(v) for v in by_store[NIGHT_OWL][1:]]
+    assert abs(night[1] + night[4] - 4.0) < 1e-9 and abs(night[2] + night[5] - 28.0) < 1e-9
+    assert night[0] + night[3] == 0
+    return by_store

@@ -38,14 +38,5 @@ def test_report_over_http(stack, tmp_path):
     assert view["status"] == "Complete", view
     with urllib.request.urlopen(view["download_url"], timeout=30) as response:
         downloaded = response.read().decode("utf-8")
-    rows = list(csv.reader(io.StringIO(downloaded)))
-    assert rows[0] == ["store_id", "uptime_last_hour", "uptime_last_day", "uptime_last_week",
-                       "downtime_last_hour", "downtime_last_day", "downtime_last_week"]
-    by_store = {row[0]: row for row in rows[1:]}
-    assert set(by_store) == {fixtures.BIG_ID, fixtures.NIGHT_OWL, fixtures.SILENT}
-    assert by_store[fixtures.SILENT][1:] == ["0.00", "0.00", "0.00", "60.00", "24.00", "168.00"]
-    # NIGHT_OWL is open 22:00-02:00 Chicago time: 4 h a day, 28 h a week, nothing in the last hour
-    night = [float(v) for v in by_store[fixtures.NIGHT_OWL][1:]]
-    assert night[1] + night[4] == pytest.approx(4.0) and night[2] + night[5] == pytest.approx(28.0)
-    assert night[0] + night[3] == 0
+    fixtures.check_report_rows(list(csv.reader(io.StringIO(downloaded))))
     assert client.csv(report_id).decode("utf-8") == downloaded
