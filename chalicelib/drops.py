@@ -12,7 +12,7 @@ import json
 import logging
 import tempfile
 from dataclasses import dataclass
-from typing import IO, Callable, Iterable, Optional
+from typing import IO, Any, Callable, Iterable, Iterator, Optional
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
@@ -58,6 +58,25 @@ class S3Drop:
             if self.key.startswith(prefix):
                 return kind
         return None
+
+
+def byte_lines(stream: IO[bytes] | Any, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Lines of a byte stream split on \\n, \\r\\n or a lone \\r, read ``chunk_size`` at a time.
+
+    Both ingestion paths (an S3 body, a local file) use this, so a file is split
+    the same way wherever it comes from. A chunk ending in \\r is held back: it
+    may be the first half of \\r\\n, which must not count as two lines.
+    """
+    pending = b""
+    while True:
+        chunk = stream.read(chunk_size)
+        if not chunk:
+            break
+        lines = (pending + chunk).splitlines(keepends=True)
+        pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        yield from lines
+    if pending:
+        yield pending
 
 
 def drops_from_notification(body: str) -> list[S3Drop]:
@@ -150,7 +169,7 @@ def ingest_drop(drop: S3Drop, settings: Settings) -> Optional[IngestionRecord]:
         s3_client().upload_fileobj(data, drop.bucket, key, ExtraArgs={"ContentType": "text/csv"})
         return key
 
-    record, _ = ingest_source(body.iter_lines(chunk_size=1 << 20), f"s3://{drop.bucket}/{drop.key}",
+    record, _ = ingest_source(byte_lines(body), f"s3://{drop.bucket}/{drop.key}",
                               drop.ingestion_id, settings, expected_kind=drop.expected_kind,
                               save_rejections=save_rejections)
     log.info("ingested %s: %s, %s accepted, %s rejected", drop.key, record.status,

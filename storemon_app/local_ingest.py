@@ -35,7 +35,7 @@ class FileOutcome:
 
 def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = False) -> FileOutcome:
     """Ingest one local CSV, streaming; rejected rows go to out/rejections/<name>.rejections.csv."""
-    from chalicelib.drops import ingest_source
+    from chalicelib.drops import byte_lines, ingest_source
     from chalicelib.settings import settings
 
     path = Path(path)
@@ -51,9 +51,9 @@ def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = F
         return str(rejections_path)
 
     started = time.perf_counter()
-    with open(path, "rb") as lines:
+    with open(path, "rb") as stream:
         record, result = ingest_source(
-            lines, f"file://{path.resolve()}", f"file://{path.resolve()}@{time.time_ns()}", settings,
+            byte_lines(stream), f"file://{path.resolve()}", f"file://{path.resolve()}@{time.time_ns()}", settings,
             expected_kind=expected_kind, save_rejections=save_rejections,
             progress=None if quiet else rows_progress(progress))
     seconds = time.perf_counter() - started

@@ -841,3 +841,19 @@ def test_cli_says_plainly_when_the_emulator_is_not_running(capsys, monkeypatch):
     finally:
         reset_clients()
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_both_paths_split_lines_the_same_way():
+    from chalicelib.drops import byte_lines
+
+    data = b"h1,h2\r\na,1\rb,2\nc,3\r\n\r\nd,4"
+    expected = [b"h1,h2\r\n", b"a,1\r", b"b,2\n", b"c,3\r\n", b"\r\n", b"d,4"]
+    for size in (1, 2, 3, 5, 7, 64):
+        assert list(byte_lines(io.BytesIO(data), chunk_size=size)) == expected, size
+
+
+def test_a_file_with_lone_cr_line_endings_goes_in(aws, tmp_path):
+    path = tmp_path / "timezones.csv"
+    path.write_bytes(b"store_id,timezone_str\ra,America/Denver\rb,Asia/Beirut\r")
+    outcome = local_ingest.ingest_file(path, quiet=True)
+    assert (outcome.status, outcome.accepted, outcome.rejected) == ("Complete", 2, 0)
