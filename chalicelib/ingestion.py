@@ -49,6 +49,8 @@ class IngestResult:
     rows_rejected: int = 0
     latest_poll_at: Optional[int] = None
     stores: int = 0
+    #: Poll storage writes of this ingestion (blocks, bytes, estimated WRU, largest item).
+    storage: dict[str, int] = field(default_factory=dict)
     sample: list[Rejection] = field(default_factory=list)
 
 
@@ -160,7 +162,7 @@ def _check_width(fields: list[str], width: int) -> None:
 
 
 def _ingest_status(rows, columns, width, settings, result, reject, progress, wall_clock) -> None:
-    repository = PollRepository(settings.poll_shards, settings.retention_days)
+    repository = PollRepository(settings.poll_shards, settings.retention_days, settings.poll_item_budget)
     limit = int(wall_clock()) + FUTURE_TOLERANCE
     store_col, status_col, ts_col = columns["store_id"], columns["status"], columns["timestamp_utc"]
     batch: list[StorePoll] = []
@@ -194,6 +196,8 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
         result.rows_accepted += len(batch)
     if progress:
         progress(read, result.rows_accepted)
+    repository.finish(latest)  # compaction is part of the drop: done before "now" moves
+    result.storage = repository.stats.as_dict()
     if latest is not None:
         DatasetStateRepository().advance_latest_poll(latest)
     result.latest_poll_at = latest

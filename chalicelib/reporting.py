@@ -71,7 +71,7 @@ class ReportService:
         self.settings = settings
         self.jobs = ReportJobRepository()
         self.state = DatasetStateRepository()
-        self.polls = PollRepository(settings.poll_shards, settings.retention_days)
+        self.polls = PollRepository(settings.poll_shards, settings.retention_days, settings.poll_item_budget)
         self.hours = business_hours_repository(settings.poll_shards)
         self.zones = timezone_repository(settings.poll_shards)
 

@@ -28,6 +28,8 @@ class Settings:
     #: Stores are hashed into this many shards; polls are stored per (shard, hour).
     #: Changing it on a populated deployment needs a re-ingest (docs/ARCHITECTURE.md).
     poll_shards: int
+    #: Largest block (bytes) a poll or roster item may hold; blocks split to fit (under half of 400 KB).
+    poll_item_budget: int
     #: How many SQS messages (parallel worker invocations) one report fans out to.
     report_parts: int
     retention_days: int
@@ -51,6 +53,7 @@ class Settings:
             report_queue=_env("REPORT_QUEUE", f"{prefix}-report-parts"),
             ingest_queue=_env("INGEST_QUEUE", f"{prefix}-ingest"),
             poll_shards=int(_env("POLL_SHARDS", "16")),
+            poll_item_budget=int(_env("POLL_ITEM_BUDGET", "180000")),
             report_parts=int(_env("REPORT_PARTS", "4")),
             retention_days=int(_env("POLL_RETENTION_DAYS", "30")),
             ingest_batch_rows=int(_env("INGEST_BATCH_ROWS", "250000")),

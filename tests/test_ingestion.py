@@ -34,8 +34,8 @@ from chalicelib.settings import settings
 from chalicelib.storage import polls as polls_module
 from chalicelib.storage.ingestions import IngestionRepository
 from chalicelib.storage.jobs import DatasetStateRepository
-from chalicelib.storage.models import PollBucket
-from chalicelib.storage.polls import DAY, PollRepository, bucket_key, shard_of
+from chalicelib.storage.models import PollBlock, PollDirectory
+from chalicelib.storage.polls import DAY, PollRepository, day_key, shard_of
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 from storemon_app import local_ingest
 from storemon_app.local_ingest import ingest_file
@@ -379,7 +379,7 @@ def _snapshot() -> dict[str, list]:
     for name in DATA_TABLES:
         items = []
         for item in scan(getattr(settings, name)):
-            item = {k: v for k, v in item.items() if k not in ("version", "updated_at")}
+            item = {k: v for k, v in item.items() if k not in ("version", "updated_at", "generation")}
             if "chunks" in item:
                 item["chunks"] = {"BS": sorted(item["chunks"]["BS"])}
             items.append(json.dumps(item, sort_keys=True, default=str))
@@ -765,10 +765,11 @@ def test_poll_items_carry_a_ttl_and_expired_items_are_not_read(aws, monkeypatch)
     drop("incoming/status/r.csv", csv_bytes(STATUS_HEADER, [[store, "active", old_stamp], [store, "inactive", recent_stamp]]))
     shard = shard_of(store, settings.poll_shards)
     retention = settings.retention_days * DAY
-    recent_item = PollBucket.get(bucket_key(shard, today))
-    old_item = PollBucket.get(bucket_key(shard, old_at // DAY * DAY))
+    recent_item = PollDirectory.get(day_key(shard, today))
+    old_item = PollDirectory.get(day_key(shard, old_at // DAY * DAY))
     raw = scan(settings.polls_table)
-    assert all("N" in item["expires_at"] for item in raw if not item["bucket_key"]["S"].endswith("#stores"))
+    assert all("N" in item["expires_at"] for item in raw if "#stores" not in item["bucket_key"]["S"])
+    assert len(raw) >= 5  # two directories and their blocks, the roster and its block
     # retention counts from the end of the poll's day, and never less than that from ingestion
     assert recent_item.expires_at.timestamp() == today + DAY + retention
     assert abs(old_item.expires_at.timestamp() - (time.time() + retention)) < 60
@@ -776,7 +777,7 @@ def test_poll_items_carry_a_ttl_and_expired_items_are_not_read(aws, monkeypatch)
     assert polls_of(store, **window) == [(old_at, True), (today, False)]
 
     # an item DynamoDB has not deleted yet (moto never does) is ignored once past its TTL
-    PollBucket(old_item.bucket_key).update(actions=[PollBucket.expires_at.set(datetime.now(timezone.utc) - timedelta(seconds=1))])
+    PollDirectory(old_item.bucket_key).update(actions=[PollDirectory.expires_at.set(datetime.now(timezone.utc) - timedelta(seconds=1))])
     assert polls_of(store, **window) == [(today, False)]
 
     # and with the clock past the retention of the recent day, nothing is read at all

@@ -10,11 +10,11 @@ import os
 
 from pynamodb.attributes import (
     BinaryAttribute,
-    BinarySetAttribute,
     NumberAttribute,
     NumberSetAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
@@ -29,22 +29,41 @@ class _Meta:
     billing_mode = "PAY_PER_REQUEST"
 
 
-class PollBucket(Model):
-    """All polls of one store shard in one UTC day.
+class PollDirectory(Model):
+    """The index of one store shard's polls in one UTC day (or of its roster).
 
-    ``chunks`` is a set of compressed blobs, each a sorted list of polls from
-    one write batch. A set makes writes idempotent: ingesting the same file
-    again adds byte-identical chunks, which the set already holds. Duplicate
-    polls across chunks are removed when read.
-    The same table keeps one roster item per shard (``<shard>#stores``): the
-    ids of every store that ever reported, so silent stores still get a row.
+    Reports read directories by exact key, then the blocks they name; blocks
+    are written first, so a directory never names a block that does not exist.
+    ``segments`` are blocks appended by ingestion batches (one per batch and
+    shard-day, so a drop never rewrites a large item); compaction merges them
+    into ``base`` blocks and bumps ``generation``, guarded by it.
+    Key: ``<shard>#<YYYYMMDD>`` for polls, ``<shard>#stores`` for the roster.
     """
 
     class Meta(_Meta):
         table_name = settings.polls_table
 
     bucket_key = UnicodeAttribute(hash_key=True)
-    chunks = BinarySetAttribute(legacy_encoding=False, null=True)
+    #: Content ids (``<hash>-<size>``) of blocks added by ingestion batches.
+    segments = UnicodeSetAttribute(null=True)
+    #: Content ids of the blocks compaction made from earlier segments.
+    base = UnicodeSetAttribute(null=True)
+    generation = NumberAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+class PollBlock(Model):
+    """One immutable block (``chalicelib.storage.blocks``), keyed ``<directory key>#<content id>``.
+
+    Never updated in place, so writing one costs its own size; superseded
+    blocks are left for TTL to delete (TTL deletes are free, DeleteItem is not).
+    """
+
+    class Meta(_Meta):
+        table_name = settings.polls_table
+
+    bucket_key = UnicodeAttribute(hash_key=True)
+    blob = BinaryAttribute(legacy_encoding=False)
     expires_at = TTLAttribute(null=True)
 
 
@@ -122,7 +141,8 @@ class DatasetState(Model):
 
 
 ALL_MODELS: tuple[type[Model], ...] = (
-    PollBucket,
+    PollDirectory,
+    PollBlock,
     BusinessHoursShard,
     TimezoneShard,
     ReportJob,

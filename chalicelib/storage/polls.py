@@ -1,26 +1,54 @@
-"""Poll storage: one DynamoDB item per (store shard, UTC day).
+"""Poll storage: per (store shard, UTC day) a small directory and the immutable blocks it names.
 
-Why this shape (docs/ARCHITECTURE.md has the numbers): one item per poll
-makes a report read ~1.8M items; here it reads shards x 9 items by exact key,
-whatever the length of the history, and an hourly drop is one UpdateItem per
-shard.
+Why this shape (docs/ARCHITECTURE.md has the numbers):
+- A report reads ``shards x 9`` directories by exact key and then the blocks
+  they list, whatever the length of the history: no Scan, no Query.
+- An ingestion batch **adds** blocks (PutItem, billed on the block's own size)
+  and appends their ids to the directory (a tiny UpdateItem). Nothing large is
+  ever rewritten by a drop, so an hourly drop costs about the bytes it adds.
+- Every block fits ``item_budget`` by construction (``blocks.pack_blocks``
+  splits), so no write can fail for item size, whatever the fleet or poll rate.
+- Reads do not degrade with the number of drops: at the end of a drop, a
+  day's segments are **compacted** into base blocks once the day is over (and
+  earlier only if a day collects very many), so a week fed hourly reads about
+  as many blocks as a bulk load.
+- Writes are idempotent: blocks are content-addressed and directories hold
+  sets, so a replayed batch or a retried drop changes nothing.
 """
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
-from chalicelib.storage.models import PollBucket
+from pynamodb.exceptions import UpdateError
+
+from chalicelib.storage.blocks import Block, BlockError, Entry, block_id, block_size, decode_block, pack_blocks
+from chalicelib.storage.models import PollBlock, PollDirectory
+
+log = logging.getLogger(__name__)
 
 DAY = 86_400
 #: Parallel requests per writer: hides round-trip latency, stays polite to the table.
 WRITE_CONCURRENCY = 4
+#: Default bytes per block: under half of DynamoDB's 400 KB item limit, with room for the key.
+DEFAULT_ITEM_BUDGET = 180_000
+#: A day is compacted once it ended this long before the newest poll of the drop.
+CLOSE_GRACE = 3600
+#: A finished day with a base is compacted again once its new segments reach this share of it...
+RECOMPACT_RATIO = 0.25
+#: ...or this many segments (late polls), whichever comes first.
+CLOSED_MAX_SEGMENTS = 12
+#: A day still open is compacted early only past this many segments (sub-hourly drops).
+OPEN_MAX_SEGMENTS = 48
+#: A roster (store ids of a shard) is compacted once it has this many segments.
+ROSTER_MAX_SEGMENTS = 8
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +69,7 @@ def shard_of(store_id: str, shards: int) -> int:
     return zlib.crc32(store_id.encode("utf-8")) % shards
 
 
-def bucket_key(shard: int, day_start: int) -> str:
+def day_key(shard: int, day_start: int) -> str:
     return f"{shard:03d}#{datetime.fromtimestamp(day_start, timezone.utc):%Y%m%d}"
 
 
@@ -49,131 +77,314 @@ def roster_key(shard: int) -> str:
     return f"{shard:03d}#stores"
 
 
-def encode_poll_chunk(day_start: int, polls: Iterable[StorePoll]) -> bytes:
-    """Sorted, deduplicated ``store<TAB>offset[a|i] ...`` lines, zlib-compressed.
+def block_key(directory_key: str, content_id: str) -> str:
+    return f"{directory_key}#{content_id}"
 
-    Deterministic bytes for the same polls, so the item's set absorbs a replay.
+
+def poll_value(at: int, day_start: int, active: bool) -> int:
+    return (at - day_start) * 2 + (1 if active else 0)
+
+
+@dataclass
+class WriteStats:
+    """What a writer sent to DynamoDB, in the units DynamoDB bills (1 WRU per started KB)."""
+
+    blocks: int = 0
+    block_bytes: int = 0
+    directory_updates: int = 0
+    compactions: int = 0
+    compacted_bytes: int = 0
+    largest_item: int = 0
+    write_units: int = 0
+
+    def count_item(self, size: int) -> None:
+        self.write_units += max(1, -(-size // 1024))
+        self.largest_item = max(self.largest_item, size)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(vars(self))
+
+
+#: A directory holds a few dozen 20-character ids at most (compaction bounds them): ~1 KB.
+_DIRECTORY_SIZE = 64 + 22 * 24
+
+
+def _item_size(key: str, blob: bytes) -> int:
+    """DynamoDB's size of a block item: attribute names and values (expires_at ~ 11 bytes)."""
+    return len("bucket_key") + len(key.encode()) + len("blob") + len(blob) + len("expires_at") + 11
+
+
+@dataclass
+class _Directory:
+    key: str
+    segments: set[str]
+    base: set[str]
+    generation: int
+    expires_at: Optional[datetime]
+
+    @classmethod
+    def of(cls, item: PollDirectory) -> "_Directory":
+        return cls(item.bucket_key, set(item.segments or ()), set(item.base or ()),
+                   int(item.generation or 0), item.expires_at)
+
+    @property
+    def segment_bytes(self) -> int:
+        return sum(map(block_size, self.segments))
+
+    @property
+    def base_bytes(self) -> int:
+        return sum(map(block_size, self.base))
+
+    def block_keys(self) -> list[str]:
+        return [block_key(self.key, content) for content in sorted(self.base | self.segments)]
+
+
+class StorePolls(Mapping[str, list[tuple[int, bool]]]):
+    """Per store, its sorted unique ``(at, active)`` polls, decoded only when asked for.
+
+    Holds the shard's blocks as compact integer arrays; a store's list of tuples
+    is built on access, so a part's memory stays proportional to the packed data.
     """
-    by_store: dict[str, set[str]] = defaultdict(set)
-    for store_id, at, active in polls:
-        by_store[store_id].add(f"{at - day_start}{'a' if active else 'i'}")
-    lines = [f"{store}\t{' '.join(sorted(tokens, key=_token_order))}" for store, tokens in sorted(by_store.items())]
-    return zlib.compress("\n".join(lines).encode("utf-8"), 6)
 
+    def __init__(self, start: int, end: int) -> None:
+        self._start, self._end = start, end
+        self._pieces: dict[str, list[tuple[int, Sequence[int]]]] = defaultdict(list)
 
-def _token_order(token: str) -> tuple[int, str]:
-    return int(token[:-1]), token[-1]
+    def add_block(self, day_start: int, block: Block) -> None:
+        for store, values in block.entries():
+            if values:
+                self._pieces[store].append((day_start, values))
 
+    def __getitem__(self, store: str) -> list[tuple[int, bool]]:
+        pieces = self._pieces.get(store)
+        if not pieces:
+            raise KeyError(store)
+        pieces.sort(key=lambda piece: piece[0])
+        polls: list[tuple[int, bool]] = []
+        index = 0
+        while index < len(pieces):
+            day_start, values = pieces[index]
+            same_day = [values]
+            while index + 1 < len(pieces) and pieces[index + 1][0] == day_start:
+                index += 1
+                same_day.append(pieces[index][1])
+            merged: Iterable[int] = values if len(same_day) == 1 else sorted(set().union(*same_day))
+            polls.extend((day_start + (value >> 1), (value & 1) == 1) for value in merged)
+            index += 1
+        start, end = self._start, self._end
+        if polls and (polls[0][0] < start or polls[-1][0] > end):
+            polls = [poll for poll in polls if start <= poll[0] <= end]
+        return polls
 
-def decode_poll_chunk(day_start: int, blob: bytes) -> Iterator[tuple[str, list[tuple[int, bool]]]]:
-    """(store, sorted ``(at, active)`` polls) per line; plain tuples, as the core accepts."""
-    for line in zlib.decompress(blob).decode("utf-8").split("\n"):
-        store, _, tokens = line.partition("\t")
-        yield store, [(day_start + int(t[:-1]), t[-1] == "a") for t in tokens.split(" ")]
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pieces)
 
-
-def encode_store_ids(store_ids: Iterable[str]) -> bytes:
-    return zlib.compress("\n".join(sorted(set(store_ids))).encode("utf-8"), 6)
-
-
-def decode_store_ids(blob: bytes) -> list[str]:
-    text = zlib.decompress(blob).decode("utf-8")
-    return text.split("\n") if text else []
+    def __len__(self) -> int:
+        return len(self._pieces)
 
 
 @dataclass(frozen=True)
 class ShardPolls:
     """Everything a report needs to know about one shard's polls."""
 
-    polls_by_store: dict[str, list[tuple[int, bool]]]  # (at, active), sorted, unique
+    polls_by_store: Mapping[str, list[tuple[int, bool]]]  # (at, active), sorted, unique
     roster: set[str]
+    #: Blocks listed but unreadable (corrupt or missing): set aside and logged, never fatal.
+    skipped_blocks: list[str] = field(default_factory=list)
 
 
 class PollRepository:
-    def __init__(self, shards: int, retention_days: int) -> None:
+    def __init__(self, shards: int, retention_days: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> None:
         self.shards = shards
         self.retention = retention_days * 86_400
+        self.item_budget = item_budget
+        self.stats = WriteStats()
+        self._touched_days: set[tuple[int, int]] = set()
+        self._touched_rosters: set[int] = set()
+        self._known_stores: dict[int, set[str]] = {}
 
     # -- writes ---------------------------------------------------------
     def add_polls(self, polls: Iterable[StorePoll]) -> int:
-        """Store a batch of polls; returns how many items were written."""
-        groups: dict[tuple[int, int], list[StorePoll]] = defaultdict(list)
-        stores_by_shard: dict[int, set[str]] = defaultdict(set)
-        for poll in polls:
-            shard = shard_of(poll.store_id, self.shards)
-            groups[(shard, poll.at - poll.at % DAY)].append(poll)
-            stores_by_shard[shard].add(poll.store_id)
+        """Store a batch of polls as new segments; returns how many blocks were written.
+
+        Call ``finish`` once the drop is complete: it compacts what this drop touched.
+        """
+        groups: dict[tuple[int, int], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
+        for store_id, at, active in polls:
+            day = at - at % DAY
+            groups[(shard_of(store_id, self.shards), day)][store_id].add(poll_value(at, day, active))
         now = int(time.time())
-        jobs = [(bucket_key(shard, day), encode_poll_chunk(day, items), self._expiry(day, now))
-                for (shard, day), items in sorted(groups.items())]
+        writes = []
+        for (shard, day), by_store in sorted(groups.items()):
+            entries = [(store, sorted(values)) for store, values in sorted(by_store.items())]
+            writes.append((day_key(shard, day), pack_blocks(entries, self.item_budget), self._expiry(day, now)))
+            self._touched_days.add((shard, day))
+        stores_by_shard: dict[int, set[str]] = defaultdict(set)
+        for (shard, _), by_store in groups.items():
+            stores_by_shard[shard].update(by_store)
         pool = _writer_pool()
-        list(pool.map(lambda job: self._add_chunk(*job), jobs))
+        list(pool.map(lambda job: self._add_segments(*job), writes))
         list(pool.map(lambda item: self._extend_roster(*item), sorted(stores_by_shard.items())))
-        return len(jobs)
+        return sum(len(blobs) for _, blobs, _ in writes)
 
     def _expiry(self, day_start: int, wall_now: int) -> datetime:
         """Keep ``retention`` past the day, and never less than that past ingestion,
         so a replay of old data is not deleted the moment it lands."""
         return datetime.fromtimestamp(max(day_start + DAY, wall_now) + self.retention, timezone.utc)
 
-    @staticmethod
-    def _add_chunk(key: str, blob: bytes, expires_at: datetime) -> None:
-        PollBucket(key).update(actions=[PollBucket.chunks.add({blob}), PollBucket.expires_at.set(expires_at)])
+    def _put_blocks(self, directory: str, blobs: Sequence[bytes], expires_at: Optional[datetime]) -> list[str]:
+        ids = []
+        for blob in blobs:
+            content = block_id(blob)
+            key = block_key(directory, content)
+            PollBlock(key, blob=blob, expires_at=expires_at).save()
+            self.stats.blocks += 1
+            self.stats.block_bytes += len(blob)
+            self.stats.count_item(_item_size(key, blob))
+            ids.append(content)
+        return ids
+
+    def _add_segments(self, directory: str, blobs: Sequence[bytes], expires_at: Optional[datetime]) -> None:
+        """Blocks first, then the directory: a reader never meets a name without its block."""
+        ids = self._put_blocks(directory, blobs, expires_at)
+        actions = [PollDirectory.segments.add(set(ids))]
+        if expires_at is not None:
+            actions.append(PollDirectory.expires_at.set(expires_at))
+        PollDirectory(directory).update(actions=actions)
+        self.stats.directory_updates += 1
+        self.stats.count_item(_DIRECTORY_SIZE)
 
     def _extend_roster(self, shard: int, store_ids: set[str]) -> None:
-        known = set(self.read_roster(shard))
+        known = self._known_stores.get(shard)
+        if known is None:
+            known = self._known_stores[shard] = set(self.read_roster(shard))
         new = store_ids - known
         if new:
-            PollBucket(roster_key(shard)).update(actions=[PollBucket.chunks.add({encode_store_ids(new)})])
+            self._add_segments(roster_key(shard), pack_blocks([(s, ()) for s in sorted(new)], self.item_budget), None)
+            known.update(new)
+            self._touched_rosters.add(shard)
+
+    def finish(self, latest_poll: Optional[int]) -> int:
+        """End of a drop: compact the days and rosters it touched that are due; returns how many."""
+        candidates = set(self._touched_days)
+        candidates.update((shard, day - DAY) for shard, day in self._touched_days)
+        jobs: list[tuple[str, bool, int]] = []
+        for shard, day in sorted(candidates):
+            closed = latest_poll is not None and day + DAY + CLOSE_GRACE <= latest_poll
+            jobs.append((day_key(shard, day), closed, day))
+        jobs.extend((roster_key(shard), True, -1) for shard in sorted(self._touched_rosters))
+        self._touched_days.clear()
+        self._touched_rosters.clear()
+        done = list(_writer_pool().map(lambda job: self._compact_if_due(*job), jobs))
+        return sum(done)
+
+    def _compact_if_due(self, key: str, closed: bool, day_start: int) -> bool:
+        try:
+            directory = _Directory.of(PollDirectory.get(key, consistent_read=True))
+        except PollDirectory.DoesNotExist:
+            return False
+        if not _due(directory, closed, roster=day_start < 0):
+            return False
+        return self.compact(directory, day_start)
+
+    def compact(self, directory: _Directory, day_start: int) -> bool:
+        """Merge a directory's blocks into new base blocks; False if another writer won the race."""
+        merged: dict[str, set[int]] = defaultdict(set)
+        unreadable: list[str] = []
+        for _, block in self._read_blocks(directory.block_keys(), consistent=True, skipped=unreadable):
+            for store, values in block.entries():
+                merged[store].update(values)
+        if unreadable:
+            return False  # never fold a block we could not read out of its directory
+        entries: list[Entry] = [(store, sorted(values)) for store, values in sorted(merged.items())]
+        blobs = pack_blocks(entries, self.item_budget)
+        base = self._put_blocks(directory.key, blobs, directory.expires_at)
+        actions = [PollDirectory.base.set(set(base)) if base else PollDirectory.base.remove(),
+                   PollDirectory.generation.set(directory.generation + 1)]
+        if directory.segments:
+            actions.append(PollDirectory.segments.delete(directory.segments))
+        condition = (PollDirectory.generation == directory.generation) if directory.generation else \
+            PollDirectory.generation.does_not_exist()
+        try:
+            PollDirectory(directory.key).update(actions=actions, condition=condition)
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False  # compacted concurrently: that result stands, ours is left to TTL
+            raise
+        self.stats.compactions += 1
+        self.stats.compacted_bytes += sum(map(len, blobs))
+        self.stats.directory_updates += 1
+        self.stats.count_item(_DIRECTORY_SIZE)
+        return True
 
     # -- reads ----------------------------------------------------------
+    def _read_blocks(self, keys: Sequence[str], consistent: bool = False,
+                     skipped: Optional[list[str]] = None) -> Iterator[tuple[str, Block]]:
+        """Decoded blocks of ``keys``. A block listed but not (yet) visible is read again
+        consistently; one that is missing or corrupt is set aside and logged."""
+        found: dict[str, bytes] = {}
+        for item in PollBlock.batch_get(list(keys), consistent_read=consistent):
+            found[item.bucket_key] = item.blob
+        missing = [key for key in keys if key not in found]
+        if missing and not consistent:
+            for item in PollBlock.batch_get(missing, consistent_read=True):
+                found[item.bucket_key] = item.blob
+        for key in keys:
+            blob = found.get(key)
+            try:
+                if blob is None:
+                    raise BlockError("listed in its directory but not found")
+                yield key, decode_block(blob)
+            except BlockError as error:
+                log.error("poll block %s set aside: %s", key, error)
+                if skipped is not None:
+                    skipped.append(key)
+
     def read_roster(self, shard: int) -> list[str]:
         try:
-            item = PollBucket.get(roster_key(shard))
-        except PollBucket.DoesNotExist:
+            directory = _Directory.of(PollDirectory.get(roster_key(shard)))
+        except PollDirectory.DoesNotExist:
             return []
         stores: set[str] = set()
-        for blob in item.chunks or ():
-            stores.update(decode_store_ids(blob))
+        for _, block in self._read_blocks(directory.block_keys()):
+            stores.update(block.stores)
         return sorted(stores)
 
     def read_shard(self, shard: int, start: int, end: int) -> ShardPolls:
         """Polls of ``shard`` with ``start <= at <= end``: sorted and deduplicated, per store."""
         wall_now = time.time()
         first_day = start - start % DAY
-        keys = [bucket_key(shard, day) for day in range(first_day, end + 1, DAY)]
-        keys.append(roster_key(shard))
-        days: dict[int, list[bytes]] = {}
+        days = {day_key(shard, day): day for day in range(first_day, end + 1, DAY)}
+        keys = [*days, roster_key(shard)]
+        block_days: dict[str, int] = {}
+        for item in PollDirectory.batch_get(keys):
+            directory = _Directory.of(item)
+            if directory.key in days:
+                if directory.expires_at is None or directory.expires_at.timestamp() >= wall_now:
+                    block_days.update((key, days[directory.key]) for key in directory.block_keys())
+                # else: expired by TTL but not yet deleted (DynamoDB lags; moto never deletes)
+            else:
+                block_days.update((key, -1) for key in directory.block_keys())
+        polls = StorePolls(start, end)
         roster: set[str] = set()
-        for item in PollBucket.batch_get(keys):
-            if item.bucket_key == roster_key(shard):
-                for blob in item.chunks or ():
-                    roster.update(decode_store_ids(blob))
-            elif item.expires_at is None or item.expires_at.timestamp() >= wall_now:
-                days[_day_of_key(item.bucket_key)] = sorted(item.chunks or ())
-            # else: expired by TTL but not yet deleted (DynamoDB lags; moto never deletes)
-        polls_by_store: dict[str, list[tuple[int, bool]]] = defaultdict(list)
-        for day_start in sorted(days):  # days are disjoint and in order: concatenation stays sorted
-            for store, polls in _merge_chunks(day_start, days[day_start]):
-                if day_start < start or day_start + DAY > end:
-                    polls = [poll for poll in polls if start <= poll[0] <= end]
-                polls_by_store[store].extend(polls)
-        return ShardPolls(polls_by_store={s: p for s, p in polls_by_store.items() if p}, roster=roster)
+        skipped: list[str] = []
+        for key, block in self._read_blocks(sorted(block_days), skipped=skipped):
+            day_start = block_days[key]
+            if day_start < 0:
+                roster.update(block.stores)
+            else:
+                polls.add_block(day_start, block)
+        return ShardPolls(polls_by_store=polls, roster=roster, skipped_blocks=skipped)
 
 
-def _merge_chunks(day_start: int, blobs: list[bytes]) -> Iterator[tuple[str, list[tuple[int, bool]]]]:
-    """One item's chunks as (store, sorted unique polls); the usual single chunk needs no merge."""
-    if len(blobs) == 1:
-        yield from decode_poll_chunk(day_start, blobs[0])
-        return
-    merged: dict[str, set[tuple[int, bool]]] = defaultdict(set)
-    for blob in blobs:
-        for store, polls in decode_poll_chunk(day_start, blob):
-            merged[store].update(polls)
-    for store, polls in merged.items():
-        yield store, sorted(polls)
-
-
-def _day_of_key(key: str) -> int:
-    stamp = key.split("#", 1)[1]
-    return int(datetime.strptime(stamp, "%Y%m%d").replace(tzinfo=timezone.utc).timestamp())
+def _due(directory: _Directory, closed: bool, roster: bool) -> bool:
+    """Whether compacting now pays: bounded rewrites per day, bounded blocks per read."""
+    pending = len(directory.segments)
+    if pending == 0 or (pending == 1 and not directory.base):
+        return False
+    if roster:
+        return pending >= ROSTER_MAX_SEGMENTS
+    if not closed:
+        return pending >= OPEN_MAX_SEGMENTS
+    return (not directory.base or pending >= CLOSED_MAX_SEGMENTS
+            or directory.segment_bytes >= RECOMPACT_RATIO * directory.base_bytes)

@@ -1,0 +1,191 @@
+"""The poll layout holds whatever it is fed: bounded items, hourly == bulk, readers that survive.
+
+The block codec is pure and tested alone (with hypothesis); the repository runs on
+in-process moto with a tiny item budget, so the split and compaction paths that a real
+fleet reaches only at scale run here on a few dozen stores.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import random
+from collections import defaultdict
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+
+from chalicelib.ingestion import ingest_lines
+from chalicelib.settings import settings
+from chalicelib.storage.blocks import (
+    BlockError,
+    block_id,
+    block_size,
+    decode_block,
+    encode_block,
+    pack_blocks,
+)
+from chalicelib.storage.models import PollBlock, PollDirectory
+from chalicelib.storage.polls import DAY, PollRepository, StorePoll, day_key, shard_of
+from tests import fixtures
+from tests.test_fan_out import _report_bytes
+from tests.test_ingestion import fresh_account, scan
+
+#: Small enough that a 30-store shard-day splits and compacts into several blocks.
+TINY_BUDGET = 700
+
+store_ids = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+values = st.lists(st.integers(0, 2 * DAY - 1), max_size=60).map(lambda v: sorted(set(v)))
+
+
+# -- the codec ------------------------------------------------------------------------------------
+
+@given(st.dictionaries(store_ids, values, max_size=30))
+def test_a_block_gives_back_exactly_what_went_in(content):
+    entries = sorted(content.items())
+    block = decode_block(encode_block(entries))
+    assert [(store, list(vals)) for store, vals in block.entries()] == entries
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(st.dictionaries(store_ids, values, min_size=1, max_size=40), st.integers(256, 4000))
+def test_packed_blocks_fit_the_budget_and_lose_nothing(content, budget):
+    entries = sorted(content.items())
+    blobs = pack_blocks(entries, budget)
+    assert all(len(blob) <= budget for blob in blobs)
+    merged: dict[str, set[int]] = defaultdict(set)
+    for blob in blobs:
+        for store, vals in decode_block(blob).entries():
+            merged[store].update(vals)
+    assert {store: sorted(vals) for store, vals in merged.items() if vals} == \
+        {store: vals for store, vals in entries if vals}
+    assert set(merged) == set(content)
+
+
+def test_any_store_id_is_stored_unambiguously():
+    awkward = ["tab\tstore", "new\nline", "comma,store", " lead", "é-ünïcode-店", "x" * 500, "#stores"]
+    entries = sorted((store, [7, 9]) for store in awkward)
+    assert [(s, list(v)) for s, v in decode_block(encode_block(entries)).entries()] == entries
+
+
+def test_a_corrupt_blob_is_an_error_not_garbage():
+    blob = encode_block([("a", [1])])
+    for bad in (b"", b"nope", blob[:-3], blob[:4] + b"\x00" * 20):
+        with pytest.raises(BlockError):
+            decode_block(bad)
+
+
+def test_block_ids_are_content_addresses_that_know_their_size():
+    blob = encode_block([("a", [1, 2])])
+    assert block_id(blob) == block_id(bytes(blob))
+    assert block_size(block_id(blob)) == len(blob)
+    assert block_id(encode_block([("a", [1, 3])])) != block_id(blob)
+
+
+# -- hourly drops against one bulk load ---------------------------------------------------------------
+
+def _fleet_polls(stores: int = 24, days: int = 3, seed: int = 11) -> list[list[str]]:
+    """UUID-like ids polled about hourly (some every 20 minutes), with gaps."""
+    rng = random.Random(seed)
+    rows = []
+    for index in range(stores):
+        store = f"{rng.getrandbits(128):032x}"
+        step = 20 if index % 7 == 0 else 60
+        for minutes in range(0, days * 24 * 60, step):
+            if rng.random() < 0.1:
+                continue
+            moment = fixtures.NOW - timedelta(minutes=minutes, seconds=rng.randrange(600))
+            rows.append([store, "active" if rng.random() < 0.8 else "inactive", fixtures.stamp(moment)])
+    rows.append([rows[0][0], "active", fixtures.stamp(fixtures.NOW)])
+    return rows
+
+
+def _lines(rows: list[list[str]]) -> list[bytes]:
+    return [b"store_id,status,timestamp_utc\n"] + [",".join(row).encode() + b"\n" for row in rows]
+
+
+def _hourly_drops(rows: list[list[str]], seed: int = 3) -> list[list[list[str]]]:
+    """Rows grouped by the hour they were polled in, oldest first; 5 % of the polls arrive a few
+    drops late, and one drop is delivered twice, as a poller and S3 may do."""
+    rng = random.Random(seed)
+    by_hour: dict[str, list[list[str]]] = defaultdict(list)
+    for row in rows:
+        by_hour[row[2][:13]].append(row)
+    hours = sorted(by_hour)
+    drops = [list(by_hour[hour]) for hour in hours]
+    for index, drop in enumerate(drops):
+        for row in list(drop):
+            if rng.random() < 0.05 and index + 3 < len(drops):
+                drop.remove(row)
+                drops[index + rng.randrange(1, 4)].append(row)
+    drops.insert(len(drops) // 2, list(drops[len(drops) // 2]))
+    return drops
+
+
+def _item_size(item: dict) -> int:
+    """DynamoDB's item size: names plus values (binary as bytes, sets as the sum of their elements)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name)
+        kind, content = next(iter(value.items()))
+        if kind == "B":
+            size += len(base64.b64decode(content)) if isinstance(content, str) else len(content)
+        elif kind in ("SS", "NS"):
+            size += sum(len(element) for element in content)
+        else:
+            size += len(str(content))
+    return size
+
+
+def test_a_week_fed_hourly_reports_the_same_bytes_as_one_bulk_load(aws):
+    tiny = dataclasses.replace(settings, poll_item_budget=TINY_BUDGET)
+    rows = _fleet_polls()
+    drops = _hourly_drops(rows)
+    assert len(drops) > 70
+    for drop in drops:
+        result = ingest_lines(_lines(drop), tiny)
+        assert result.rows_rejected == 0
+    hourly = _report_bytes(4)
+    items = scan(settings.polls_table)
+    largest_block = max(_item_size(item) for item in items if "blob" in item)
+    assert largest_block <= TINY_BUDGET + 120  # the blob fits the budget; the key and TTL are the rest
+    assert any("base" in item for item in items), "nothing was compacted"
+    # finished days were compacted: a handful of blocks each, not one per drop
+    finished_day = day_key(shard_of(rows[0][0], settings.poll_shards), int(fixtures.NOW.timestamp()) // DAY * DAY - DAY)
+    directory = PollDirectory.get(finished_day)
+    assert len(directory.segments or ()) <= 2 and directory.base
+
+    fresh_account()
+    bulk = ingest_lines(_lines(random.Random(1).sample(rows, len(rows))), tiny)
+    assert bulk.rows_accepted == len(rows)
+    assert _report_bytes(4) == hourly
+    assert hourly.count(b"\n") == 25
+
+
+def test_items_stay_within_the_budget_whatever_a_store_sends(aws):
+    """One store polled every 10 seconds for a day: its values alone overflow a block."""
+    tiny = dataclasses.replace(settings, poll_item_budget=1024)
+    start = int(fixtures.NOW.timestamp()) - DAY
+    repository = PollRepository(tiny.poll_shards, tiny.retention_days, tiny.poll_item_budget)
+    polls = [StorePoll("chatty", at, at % 3 != 0) for at in range(start, start + DAY, 10)]
+    repository.add_polls(polls)
+    repository.finish(start + 2 * DAY)
+    assert repository.stats.largest_item <= 1024 + 120
+    assert all(len(item.blob) <= 1024 for item in PollBlock.scan() if item.blob is not None)
+    read = repository.read_shard(shard_of("chatty", tiny.poll_shards), start - DAY, start + DAY)
+    assert read.polls_by_store["chatty"] == [(p.at, p.active) for p in polls]
+
+
+def test_a_corrupt_block_is_set_aside_and_the_rest_still_read(aws, caplog):
+    repository = PollRepository(settings.poll_shards, settings.retention_days)
+    at = int(fixtures.NOW.timestamp())
+    repository.add_polls([StorePoll("fine", at, True)])
+    repository.add_polls([StorePoll("fine", at - 60, False)])
+    shard = shard_of("fine", settings.poll_shards)
+    directory = PollDirectory.get(day_key(shard, at // DAY * DAY))
+    broken = sorted(directory.segments)[0]
+    PollBlock(f"{directory.bucket_key}#{broken}", blob=b"SMB1garbage").save()
+    read = repository.read_shard(shard, at - DAY, at)
+    assert read.skipped_blocks == [f"{directory.bucket_key}#{broken}"]
+    assert len(read.polls_by_store["fine"]) == 1
+    assert "set aside" in caplog.text
