@@ -143,7 +143,8 @@ def ingest_source(
     if result.rows_rejected and save_rejections is not None:
         report_key = save_rejections(rejections.bytes_io())
     record = records.finish(record, COMPLETE, kind=result.kind, accepted=result.rows_accepted,
-                            rejected=result.rows_rejected, error_report_key=report_key)
+                            rejected=result.rows_rejected, error_report_key=report_key,
+                            storage=result.storage)
     return record, result
 
 

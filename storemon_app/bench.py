@@ -174,6 +174,227 @@ def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
     return result
 
 
+def split_hourly(status_file: Path, out_dir: Path) -> list[Path]:
+    """The status file as the poller drops it in production: one file per UTC hour, oldest first.
+    Made once per data set and reused."""
+    if not (out_dir / ".complete").exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handles: dict[str, Any] = {}
+        with open(status_file, newline="") as source:
+            header = source.readline()
+            for line in source:
+                hour = line.split(",", 2)[2][:13].replace("-", "").replace(" ", "")
+                handle = handles.get(hour)
+                if handle is None:
+                    handle = handles[hour] = open(out_dir / f"status-{hour}.csv", "w", newline="")
+                    handle.write(header)
+                handle.write(line)
+        for handle in handles.values():
+            handle.close()
+        (out_dir / ".complete").write_text(f"{len(handles)} files\n")
+    return sorted(out_dir.glob("status-*.csv"))
+
+
+def _dynamodb_item_size(item: dict[str, Any]) -> int:
+    """DynamoDB's size of an item as the low-level API returns it: names plus values."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        kind, content = next(iter(value.items()))
+        if kind == "B":
+            size += len(content)
+        elif kind in ("SS", "NS", "BS"):
+            size += sum(len(element) for element in content)
+        else:
+            size += len(str(content).encode())
+    return size
+
+
+def table_items(table: str) -> tuple[int, int, int]:
+    """(items, largest item in bytes, total bytes) of a table on the current endpoint."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    count = largest = total = 0
+    for page in client.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            size = _dynamodb_item_size(item)
+            count, largest, total = count + 1, max(largest, size), total + size
+    return count, largest, total
+
+
+class _BenchStack:
+    """A fresh emulator with the stack applied, worker pumps and (on demand) the API."""
+
+    def __init__(self, workers: int) -> None:
+        from storemon_app.runtime import LocalStack, free_port
+
+        self.saved_env = dict(os.environ)
+        os.environ.pop("AWS_ENDPOINT_URL", None)
+        self.stack = LocalStack(emulator_port=free_port(), api_port=free_port())
+        self.workers = workers
+        self.pumps: list[subprocess.Popen] = []
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> "_BenchStack":
+        self.stack.start_emulator()
+        self.names = self.stack.create_resources()
+        self.env = dict(os.environ)
+        return self
+
+    def start_pumps(self) -> None:
+        for _ in range(self.workers):
+            pump = subprocess.Popen([sys.executable, "-m", "storemon_app", "pump", "--workers", "1"],
+                                    cwd=PROJECT_ROOT, env=self.env, stdout=subprocess.PIPE, text=True)
+            self.pumps.append(pump)
+            pump.stdout.readline()  # ready
+
+    def timed_reports(self, count: int) -> tuple[list[float], bytes]:
+        """Trigger ``count`` reports one after another: their times and the last one's CSV."""
+        from storemon_app.client import ReportClient
+
+        self.stack.start_api()
+        client = ReportClient(self.stack.api_url)
+        seconds, body = [], b""
+        for _ in range(count):
+            started = time.monotonic()
+            report_id = client.trigger()
+            view = client.wait(report_id, timeout=900, interval=0.1)
+            seconds.append(time.monotonic() - started)
+            if view["status"] != "Complete":
+                raise RuntimeError(f"report {view['status']}: {view.get('error')}")
+            body = client.csv(report_id)
+        return seconds, body
+
+    def __exit__(self, *exc: Any) -> None:
+        for pump in self.pumps:
+            pump.terminate()
+        for pump in self.pumps:
+            pump.communicate(timeout=120)
+        self.stack.stop()
+        os.environ.clear()
+        os.environ.update(self.saved_env)
+
+
+@dataclass
+class HourlyWeekResult:
+    drops: int = 0
+    failed_drops: list[str] = field(default_factory=list)
+    drop_seconds: list[float] = field(default_factory=list)
+    drop_write_units: list[int] = field(default_factory=list)
+    drop_rows: list[int] = field(default_factory=list)
+    hourly_report_seconds: list[float] = field(default_factory=list)
+    bulk_report_seconds: list[float] = field(default_factory=list)
+    bulk_ingest_seconds: float = 0.0
+    bulk_write_units: int = 0
+    identical: bool = False
+    differing_rows: int = 0
+    report_rows: int = 0
+    hourly_items: tuple[int, int, int] = (0, 0, 0)
+    bulk_items: tuple[int, int, int] = (0, 0, 0)
+
+
+def _wait_for_ingestion(source: str, timeout: float = 600) -> dict[str, Any]:
+    import boto3
+
+    client = boto3.client("dynamodb", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+    from chalicelib.settings import Settings
+
+    table = Settings.from_env().ingestions_table
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = []
+        for page in client.get_paginator("scan").paginate(
+                TableName=table, FilterExpression="#s = :s", ExpressionAttributeNames={"#s": "source"},
+                ExpressionAttributeValues={":s": {"S": source}}):
+            items.extend(page["Items"])
+        done = [item for item in items if item["status"]["S"] != "Running"]
+        if done:
+            return done[-1]
+        time.sleep(0.05)
+    raise TimeoutError(f"{source} not ingested after {timeout:.0f} s")
+
+
+def run_hourly_week(data: Path, workers: int, reports: int = 3) -> HourlyWeekResult:
+    """The week fed as production feeds it (one file per hour through S3 -> SQS -> the ingest
+    handler), then the same polls as one bulk load; reports of both, in one run."""
+    from storemon_app.cli import find_dataset
+
+    files = find_dataset(data)
+    hourly_files = split_hourly(files["status"], data / "hourly")
+    result = HourlyWeekResult(drops=len(hourly_files))
+    with _BenchStack(workers) as bench:
+        _cli("ingest", "--json", "--timezones", str(files["timezones"]), "--hours", str(files["hours"]),
+             env=bench.env)
+        bench.start_pumps()
+        import boto3
+
+        s3 = boto3.client("s3", region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
+        bucket = _current_settings().bucket
+        for index, path in enumerate(hourly_files):
+            key = f"incoming/status/{path.name}"
+            started = time.monotonic()
+            s3.upload_file(str(path), bucket, key)
+            record = _wait_for_ingestion(f"s3://{bucket}/{key}")
+            result.drop_seconds.append(time.monotonic() - started)
+            if record["status"]["S"] != "Complete":
+                result.failed_drops.append(f"{path.name}: {record.get('error', {}).get('S')}")
+            result.drop_write_units.append(int(record.get("write_units", {}).get("N", 0)))
+            result.drop_rows.append(int(record.get("rows_accepted", {}).get("N", 0)))
+            if index % 24 == 23:
+                print(f"  {index + 1}/{len(hourly_files)} hourly drops, {len(result.failed_drops)} failed",
+                      file=sys.stderr, flush=True)
+        result.hourly_items = table_items(_current_settings().polls_table)
+        result.hourly_report_seconds, hourly_csv = bench.timed_reports(reports)
+    with _BenchStack(workers) as bench:
+        ingested = _cli("ingest", "--json", "--timezones", str(files["timezones"]), "--hours",
+                        str(files["hours"]), "--status", str(files["status"]), env=bench.env)
+        status = [line for line in ingested if "file" in line and line["file"].endswith("store_status.csv")]
+        result.bulk_ingest_seconds = status[0]["seconds"] if status else 0.0
+        result.bulk_items = table_items(_current_settings().polls_table)
+        bench.start_pumps()
+        result.bulk_report_seconds, bulk_csv = bench.timed_reports(reports)
+    hourly_rows, bulk_rows = hourly_csv.decode().splitlines(), bulk_csv.decode().splitlines()
+    result.identical = hourly_csv == bulk_csv
+    result.differing_rows = len(set(hourly_rows) ^ set(bulk_rows)) // 2
+    result.report_rows = len(bulk_rows) - 1
+    return result
+
+
+def _current_settings() -> Any:
+    """Read late: each bench leg has its own emulator and environment."""
+    from chalicelib.settings import Settings
+
+    return Settings.from_env()
+
+
+def print_hourly_week(result: HourlyWeekResult) -> None:
+    hourly, bulk = _median(result.hourly_report_seconds), _median(result.bulk_report_seconds)
+    wru = sorted(result.drop_write_units)
+    per_day = sum(result.drop_write_units) / max(1, result.drops) * 24
+    print(f"\nscenario hourly-week: {result.drops} hourly drops through S3 -> SQS -> ingest handler, "
+          f"then the same polls as one bulk load")
+    print(f"  failed drops                           {len(result.failed_drops):>10}")
+    for failure in result.failed_drops[:5]:
+        print(f"    {failure}")
+    print(f"  drop, S3 put -> ingested (median/max)  {_median(result.drop_seconds):>10.2f} s  "
+          f"max {max(result.drop_seconds or [0]):.2f} s")
+    print(f"  rows per drop (median)                 {_median(result.drop_rows):>10,.0f}")
+    print(f"  WRU per drop (median/max, estimated)   {_median(wru):>10,.0f}    max {max(wru or [0]):,}; "
+          f"per day {per_day:,.0f}")
+    print(f"  bulk ingest of the status file         {result.bulk_ingest_seconds:>10.1f} s")
+    for label, items in (("hourly", result.hourly_items), ("bulk", result.bulk_items)):
+        print(f"  poll items after {label:6}                {items[0]:>10,}    largest {items[1]:,} B "
+              f"({items[1] / 4096:.0f} % of 400 KB), total {items[2] / 1e6:.1f} MB")
+    print(f"  report after hourly drops              {hourly:>10.2f} s  "
+          f"[{', '.join(f'{v:.2f}' for v in result.hourly_report_seconds)}]")
+    print(f"  report after bulk load                 {bulk:>10.2f} s  "
+          f"[{', '.join(f'{v:.2f}' for v in result.bulk_report_seconds)}]")
+    print(f"  hourly / bulk                          {hourly / bulk:>10.2f} x")
+    print(f"  reports byte-identical                 {str(result.identical):>10}    "
+          f"({result.report_rows:,} rows, {result.differing_rows:,} differ)")
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -209,6 +430,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     targets = [(Path(args.data).name, Path(args.data))] if args.data else \
         [(scenario, None) for scenario in args.scenario]
     for scenario, data in targets:
+        if scenario == "hourly-week" or args.hourly:
+            week = run_hourly_week(data or scenario_data("uuid-week", args.seed), args.workers)
+            print_hourly_week(week)
+            summary["scenarios"][scenario] = vars(week)
+            continue
         data = data or scenario_data(scenario, args.seed)
         runs = []
         for index in range(args.runs):
@@ -229,10 +455,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def register_commands(commands: Any) -> None:
     bench = commands.add_parser("bench", help="time the whole pipeline at scale on the embedded emulator")
     bench.add_argument("--scenario", nargs="+", default=["old-full"],
-                       help="scenario names of the simulator (default: old-full)")
+                       help="simulator scenarios (old-full, new-full, new-last8, uuid-week, fleet-10x) or "
+                            "hourly-week: uuid-week fed as hourly S3 drops, against a bulk load (default: old-full)")
     bench.add_argument("--runs", type=int, default=3, help="runs per scenario; medians are reported (default: 3)")
     bench.add_argument("--workers", type=int, default=2, help="worker (pump) processes (default: 2)")
     bench.add_argument("--parts", type=int, default=None, help="report parts (default: the stage's REPORT_PARTS)")
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--data", help="bench this data directory instead of a generated scenario")
+    bench.add_argument("--hourly", action="store_true",
+                       help="with --data: feed it as hourly drops and compare with a bulk load (as hourly-week)")
     bench.set_defaults(func=cmd_bench)

@@ -67,6 +67,11 @@ SCENARIOS: dict[str, Scenario] = {
     "sample": Scenario("sample", 200, 9, "int19", OLD_NOW, fleet_gap=(80, 36)),
     # Shaped like the real older data set: 14,092 stores, ~1.8M polls over 8 days, a 36-hour gap.
     "old-full": Scenario("old-full", 14_092, 8, "int19", OLD_NOW, drop_rate=0.18, fleet_gap=(100, 36)),
+    # The issue-8 fleet: today's size with UUID ids (the newer format), hourly for 8 days, ~2.2M polls;
+    # the hourly-week bench feeds it as one file per hour.
+    "uuid-week": Scenario("uuid-week", 14_092, 8, "uuid", OLD_NOW, drop_rate=0.18),
+    # Ten times that fleet: 140,920 stores, ~22M polls.
+    "fleet-10x": Scenario("fleet-10x", 140_920, 8, "uuid", OLD_NOW, drop_rate=0.18),
     # Shaped like the newer one: 4,560 stores, ~1.9M polls over two months.
     "new-full": Scenario("new-full", 4_560, 61, "uuid", NEW_NOW, poll_interval=3.4 * HOUR, drop_rate=0.03),
     "new-last8": Scenario("new-last8", 4_560, 8, "uuid", NEW_NOW, poll_interval=3.4 * HOUR, drop_rate=0.03),

@@ -23,13 +23,17 @@ class IngestionRepository:
 
     def finish(self, record: IngestionRecord, status: str, *, kind: Optional[str] = None,
                accepted: int = 0, rejected: int = 0, error: Optional[str] = None,
-               error_report_key: Optional[str] = None) -> IngestionRecord:
+               error_report_key: Optional[str] = None,
+               storage: Optional[dict[str, int]] = None) -> IngestionRecord:
         record.status = status
         record.kind = kind
         record.rows_accepted = accepted
         record.rows_rejected = rejected
         record.error = error[:2000] if error else None
         record.error_report_key = error_report_key
+        if storage:
+            record.write_units = storage.get("write_units")
+            record.largest_item = storage.get("largest_item")
         record.finished_at = utcnow()
         record.save()
         return record

@@ -127,6 +127,9 @@ class IngestionRecord(Model):
     finished_at = UTCDateTimeAttribute(null=True)
     error = UnicodeAttribute(null=True)
     error_report_key = UnicodeAttribute(null=True)
+    #: Poll storage writes, estimated in DynamoDB's billing units, and the largest item written.
+    write_units = NumberAttribute(null=True)
+    largest_item = NumberAttribute(null=True)
 
 
 class DatasetState(Model):
