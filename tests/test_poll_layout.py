@@ -180,7 +180,9 @@ def test_a_corrupt_block_is_set_aside_and_the_rest_still_read(aws, caplog):
     repository = PollRepository(settings.poll_shards, settings.retention_days)
     at = int(fixtures.NOW.timestamp())
     repository.add_polls([StorePoll("fine", at, True)])
+    repository.flush()
     repository.add_polls([StorePoll("fine", at - 60, False)])
+    repository.flush()
     shard = shard_of("fine", settings.poll_shards)
     directory = PollDirectory.get(day_key(shard, at // DAY * DAY))
     broken = sorted(directory.segments)[0]
@@ -189,3 +191,20 @@ def test_a_corrupt_block_is_set_aside_and_the_rest_still_read(aws, caplog):
     assert read.skipped_blocks == [f"{directory.bucket_key}#{broken}"]
     assert len(read.polls_by_store["fine"]) == 1
     assert "set aside" in caplog.text
+
+
+def test_a_writer_that_flushes_every_batch_reads_back_the_same(aws):
+    """A drop larger than the writer holds is written in several segments, then compacted."""
+    at = int(fixtures.NOW.timestamp()) - 2 * DAY
+    polls = [StorePoll(f"store-{n % 7}", at + 37 * n, n % 5 != 0) for n in range(3000)]
+    small = PollRepository(settings.poll_shards, settings.retention_days, 600, pending_limit=1)
+    for start in range(0, len(polls), 400):
+        small.add_polls(polls[start:start + 400])
+    assert small.stats.blocks > 8
+    assert small.finish(at + 4 * DAY) > 0
+    expected: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+    for poll in polls:
+        expected[poll.store_id].append((poll.at, poll.active))
+    for store, wanted in expected.items():
+        read = small.read_shard(shard_of(store, settings.poll_shards), at - DAY, at + 3 * DAY)
+        assert read.polls_by_store[store] == wanted

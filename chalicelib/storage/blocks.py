@@ -118,6 +118,15 @@ def decode_block(blob: bytes) -> Block:
     return Block(stores, offsets, values)
 
 
+def merge_blocks(blocks: Iterable[Block]) -> list[Entry]:
+    """The union of several blocks' stores and values, as sorted entries for ``pack_blocks``."""
+    merged: dict[str, set[int]] = {}
+    for block in blocks:
+        for store, values in block.entries():
+            merged.setdefault(store, set()).update(values)
+    return [(store, sorted(values)) for store, values in sorted(merged.items())]
+
+
 def block_id(blob: bytes) -> str:
     """Content address plus size: the same block always gets the same key (a replay overwrites
     itself), and a directory knows its blocks' sizes from their names alone."""

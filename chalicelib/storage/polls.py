@@ -29,7 +29,15 @@ from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.storage.blocks import Block, BlockError, Entry, block_id, block_size, decode_block, pack_blocks
+from chalicelib.storage.blocks import (
+    Block,
+    BlockError,
+    block_id,
+    block_size,
+    decode_block,
+    merge_blocks,
+    pack_blocks,
+)
 from chalicelib.storage.models import PollBlock, PollDirectory
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,8 @@ DAY = 86_400
 WRITE_CONCURRENCY = 4
 #: Default bytes per block: under half of DynamoDB's 400 KB item limit, with room for the key.
 DEFAULT_ITEM_BUDGET = 180_000
+#: Encoded bytes a writer holds before writing them (a bulk file's whole week fits at 14k stores).
+DEFAULT_PENDING_LIMIT = 32 * 1024 * 1024
 #: A day is compacted once it ended this long before the newest poll of the drop.
 CLOSE_GRACE = 3600
 #: A finished day with a base is compacted again once its new segments reach this share of it...
@@ -194,78 +204,113 @@ class ShardPolls:
 
 
 class PollRepository:
-    def __init__(self, shards: int, retention_days: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> None:
+    def __init__(self, shards: int, retention_days: int, item_budget: int = DEFAULT_ITEM_BUDGET,
+                 pending_limit: int = DEFAULT_PENDING_LIMIT) -> None:
         self.shards = shards
+        self.pending_limit = pending_limit
         self.retention = retention_days * 86_400
         self.item_budget = item_budget
         self.stats = WriteStats()
         self._touched_days: set[tuple[int, int]] = set()
         self._touched_rosters: set[int] = set()
         self._known_stores: dict[int, set[str]] = {}
+        self._new_stores: dict[int, set[str]] = defaultdict(set)
+        self._pending: dict[tuple[int, int], list[bytes]] = defaultdict(list)
+        self._pending_bytes = 0
 
     # -- writes ---------------------------------------------------------
     def add_polls(self, polls: Iterable[StorePoll]) -> int:
-        """Store a batch of polls as new segments; returns how many blocks were written.
+        """Encode a batch of polls into blocks; returns how many blocks it made.
 
-        Call ``finish`` once the drop is complete: it compacts what this drop touched.
+        Blocks are held (compressed, a few bytes a poll) until ``pending_limit``
+        bytes, then written: a bulk file becomes one segment per shard-day
+        instead of one per batch. Call ``finish`` once the drop is read.
         """
         groups: dict[tuple[int, int], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
         for store_id, at, active in polls:
             day = at - at % DAY
             groups[(shard_of(store_id, self.shards), day)][store_id].add(poll_value(at, day, active))
-        now = int(time.time())
-        writes = []
-        for (shard, day), by_store in sorted(groups.items()):
-            entries = [(store, sorted(values)) for store, values in sorted(by_store.items())]
-            writes.append((day_key(shard, day), pack_blocks(entries, self.item_budget), self._expiry(day, now)))
-            self._touched_days.add((shard, day))
+        made = 0
         stores_by_shard: dict[int, set[str]] = defaultdict(set)
-        for (shard, _), by_store in groups.items():
+        for (shard, day), by_store in sorted(groups.items()):
+            blobs = pack_blocks([(store, sorted(values)) for store, values in sorted(by_store.items())],
+                                self.item_budget)
+            self._pending[(shard, day)].extend(blobs)
+            self._pending_bytes += sum(map(len, blobs))
             stores_by_shard[shard].update(by_store)
-        pool = _writer_pool()
-        list(pool.map(lambda job: self._add_segments(*job), writes))
-        list(pool.map(lambda item: self._extend_roster(*item), sorted(stores_by_shard.items())))
-        return sum(len(blobs) for _, blobs, _ in writes)
+            made += len(blobs)
+        self._note_stores(stores_by_shard)
+        if self._pending_bytes >= self.pending_limit:
+            self.flush()
+        return made
+
+    def _note_stores(self, stores_by_shard: Mapping[int, set[str]]) -> None:
+        """Remember which stores the roster does not know yet (read once per shard and writer)."""
+        unknown = [shard for shard in stores_by_shard if shard not in self._known_stores]
+        for shard, roster in zip(unknown, _writer_pool().map(self.read_roster, unknown)):
+            self._known_stores[shard] = set(roster)
+        for shard, stores in stores_by_shard.items():
+            new = stores - self._known_stores[shard]
+            if new:
+                self._new_stores[shard].update(new)
+                self._known_stores[shard].update(new)
+
+    def flush(self) -> None:
+        """Write what is held: blocks first (batched), then their directories, so a reader
+        never meets a name without its block."""
+        now = int(time.time())
+        segments: list[tuple[str, list[bytes], Optional[datetime]]] = []
+        for (shard, day), blobs in sorted(self._pending.items()):
+            if len(blobs) > 1:
+                blobs = pack_blocks(merge_blocks(map(decode_block, blobs)), self.item_budget)
+            segments.append((day_key(shard, day), blobs, self._expiry(day, now)))
+            self._touched_days.add((shard, day))
+        for shard, stores in sorted(self._new_stores.items()):
+            segments.append((roster_key(shard), pack_blocks([(s, ()) for s in sorted(stores)], self.item_budget), None))
+            self._touched_rosters.add(shard)
+        self._pending.clear()
+        self._new_stores.clear()
+        self._pending_bytes = 0
+        self._put_blocks([(key, blob, expires) for key, blobs, expires in segments for blob in blobs])
+        list(_writer_pool().map(lambda segment: self._add_to_directory(*segment), segments))
 
     def _expiry(self, day_start: int, wall_now: int) -> datetime:
         """Keep ``retention`` past the day, and never less than that past ingestion,
         so a replay of old data is not deleted the moment it lands."""
         return datetime.fromtimestamp(max(day_start + DAY, wall_now) + self.retention, timezone.utc)
 
-    def _put_blocks(self, directory: str, blobs: Sequence[bytes], expires_at: Optional[datetime]) -> list[str]:
-        ids = []
-        for blob in blobs:
-            content = block_id(blob)
-            key = block_key(directory, content)
-            PollBlock(key, blob=blob, expires_at=expires_at).save()
+    def _put_blocks(self, blocks: Sequence[tuple[str, bytes, Optional[datetime]]], parallel: bool = True) -> list[str]:
+        """PutItem in batches of 25 (BatchWriteItem); returns content ids. ``parallel`` sends a few
+        batches at a time (not from inside the writer pool: its threads would wait on themselves)."""
+        items = []
+        for directory, blob, expires_at in blocks:
+            key = block_key(directory, block_id(blob))
+            items.append(PollBlock(key, blob=blob, expires_at=expires_at))
             self.stats.blocks += 1
             self.stats.block_bytes += len(blob)
             self.stats.count_item(_item_size(key, blob))
-            ids.append(content)
-        return ids
 
-    def _add_segments(self, directory: str, blobs: Sequence[bytes], expires_at: Optional[datetime]) -> None:
-        """Blocks first, then the directory: a reader never meets a name without its block."""
-        ids = self._put_blocks(directory, blobs, expires_at)
-        actions = [PollDirectory.segments.add(set(ids))]
+        def write(group: Sequence[PollBlock]) -> None:
+            with PollBlock.batch_write() as batch:
+                for item in group:
+                    batch.save(item)
+
+        groups = [items[start:start + 25] for start in range(0, len(items), 25)]
+        list(_writer_pool().map(write, groups) if parallel and len(groups) > 1 else map(write, groups))
+        return [block_id(blob) for _, blob, _ in blocks]
+
+    def _add_to_directory(self, directory: str, blobs: Sequence[bytes], expires_at: Optional[datetime]) -> None:
+        actions = [PollDirectory.segments.add({block_id(blob) for blob in blobs})]
         if expires_at is not None:
             actions.append(PollDirectory.expires_at.set(expires_at))
         PollDirectory(directory).update(actions=actions)
         self.stats.directory_updates += 1
         self.stats.count_item(_DIRECTORY_SIZE)
 
-    def _extend_roster(self, shard: int, store_ids: set[str]) -> None:
-        known = self._known_stores.get(shard)
-        if known is None:
-            known = self._known_stores[shard] = set(self.read_roster(shard))
-        new = store_ids - known
-        if new:
-            self._add_segments(roster_key(shard), pack_blocks([(s, ()) for s in sorted(new)], self.item_budget), None)
-            known.update(new)
-            self._touched_rosters.add(shard)
-
     def finish(self, latest_poll: Optional[int]) -> int:
-        """End of a drop: compact the days and rosters it touched that are due; returns how many."""
+        """End of a drop: write what is held, then compact the days and rosters it touched
+        that are due; returns how many were compacted."""
+        self.flush()
         candidates = set(self._touched_days)
         candidates.update((shard, day - DAY) for shard, day in self._touched_days)
         jobs: list[tuple[str, bool, int]] = []
@@ -289,16 +334,13 @@ class PollRepository:
 
     def compact(self, directory: _Directory, day_start: int) -> bool:
         """Merge a directory's blocks into new base blocks; False if another writer won the race."""
-        merged: dict[str, set[int]] = defaultdict(set)
         unreadable: list[str] = []
-        for _, block in self._read_blocks(directory.block_keys(), consistent=True, skipped=unreadable):
-            for store, values in block.entries():
-                merged[store].update(values)
+        blocks = [block for _, block in self._read_blocks(directory.block_keys(), consistent=True,
+                                                           skipped=unreadable)]
         if unreadable:
             return False  # never fold a block we could not read out of its directory
-        entries: list[Entry] = [(store, sorted(values)) for store, values in sorted(merged.items())]
-        blobs = pack_blocks(entries, self.item_budget)
-        base = self._put_blocks(directory.key, blobs, directory.expires_at)
+        blobs = pack_blocks(merge_blocks(blocks), self.item_budget)
+        base = self._put_blocks([(directory.key, blob, directory.expires_at) for blob in blobs], parallel=False)
         actions = [PollDirectory.base.set(set(base)) if base else PollDirectory.base.remove(),
                    PollDirectory.generation.set(directory.generation + 1)]
         if directory.segments:
