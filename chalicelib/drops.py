@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import s3_client
+from chalicelib.core.spreadsheet import inert
 from chalicelib.ingestion import (
     HOURS,
     STATUS,
@@ -99,7 +100,8 @@ def drops_from_notification(body: str) -> list[S3Drop]:
 
 
 class _RejectionFile:
-    """Collects rejected rows as CSV in a spooled temporary file."""
+    """Collects rejected rows as CSV in a spooled temporary file; a row that starts like a
+    spreadsheet formula is written inert (``core.spreadsheet``), as in reports."""
 
     def __init__(self) -> None:
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
@@ -108,7 +110,7 @@ class _RejectionFile:
         self._writer.writerow(["line", "reason", "row"])
 
     def write(self, rejection: Rejection) -> None:
-        self._writer.writerow([rejection.line, rejection.reason, rejection.raw])
+        self._writer.writerow([rejection.line, inert(rejection.reason), inert(rejection.raw)])
 
     def bytes_io(self) -> IO[bytes]:
         self._text.flush()

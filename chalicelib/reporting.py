@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator, Optional
 from chalicelib.aws import queue_url, s3_client, sqs_client
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
 from chalicelib.core.report import CSV_HEADER, READ_RANGE, store_report
+from chalicelib.core.spreadsheet import is_formula_like
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
@@ -139,12 +140,18 @@ class ReportService:
                 yield line.decode("utf-8") + "\n"
 
     def assemble(self, job: ReportJob) -> None:
-        """Stream-merge the sorted parts into the final CSV; safe to run twice."""
+        """Stream-merge the sorted parts into the final CSV; safe to run twice.
+
+        Parts hold raw store ids (the merge order is theirs); only the final CSV, which
+        people open in spreadsheets, gets formula-like ids quoted (``core.spreadsheet``).
+        """
         streams = [self._part_lines(job.report_id, part) for part in range(int(job.parts_total))]
         rows = 0
         with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out:
             out.write((",".join(CSV_HEADER) + "\n").encode("utf-8"))
             for line in heapq.merge(*streams, key=lambda line: line.split(",", 1)[0]):
+                if is_formula_like(line):  # the line starts with the store id
+                    line = "'" + line
                 out.write(line.encode("utf-8"))
                 rows += 1
             out.seek(0)

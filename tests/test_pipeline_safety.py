@@ -129,3 +129,48 @@ def test_a_store_id_with_a_tab_is_rejected_and_later_reports_still_complete(clie
     _, view = run_report(client)
     assert view["status"] == "Complete", view
     assert view["rows"] == 4  # the data set's 3 stores and fine-store
+
+
+# -- defect 5: spreadsheet formula injection ---------------------------------------------
+
+FORMULA_IDS = ["=1+1", "+1+1", "@SUM(A1)", "-2+3", "=HYPERLINK(evil)", " =2+2"]
+
+
+def test_formula_like_store_ids_are_written_inert_in_the_report(client, ingested):
+    rows = "".join(f"{store},active,2023-01-25 17:30:00 UTC\n" for store in FORMULA_IDS)
+    result, _ = ingest_text(f"{STATUS_HEADER}\n{rows}")
+    assert result.rows_accepted == len(FORMULA_IDS)
+    report_id, view = run_report(client)
+    assert view["status"] == "Complete", view
+    lines = report_csv(client, report_id).decode("utf-8").splitlines()
+    first_fields = [line.split(",", 1)[0] for line in lines[1:]]
+    for store in FORMULA_IDS:
+        assert "'" + store.strip() in first_fields
+    assert not [field for field in first_fields if field[:1] in "=+-@\t\r"]
+    # ordinary ids are untouched, so the report of ordinary data is the same bytes as before
+    assert {fixtures.BIG_ID, fixtures.NIGHT_OWL, fixtures.SILENT} <= set(first_fields)
+    assert lines[0] == "store_id,uptime_last_hour,uptime_last_day,uptime_last_week," \
+                       "downtime_last_hour,downtime_last_day,downtime_last_week"
+
+
+def test_formula_like_rejected_rows_are_written_inert(aws):
+    from chalicelib.drops import ingest_source
+
+    saved: list[bytes] = []
+    lines = [f"{STATUS_HEADER}\n", "=1+1,sleeping,2023-01-25 17:30:00 UTC\n",
+             " @SUM(A1),active,never\n", "\t-2+3,active\n", "plain,active,soon\n"]
+    record, _ = ingest_source([line.encode() for line in lines], "test", f"test-{uuid.uuid4()}", settings,
+                              save_rejections=lambda data: saved.append(data.read()) or "key")
+    assert record.rows_rejected == 4
+    rows = list(csv.reader(io.StringIO(saved[0].decode("utf-8"))))
+    assert [row[2] for row in rows[1:]] == ["'=1+1,sleeping,2023-01-25 17:30:00 UTC",
+                                           "' @SUM(A1),active,never", "'\t-2+3,active",
+                                           "plain,active,soon"]
+    assert all(row[1][:1] not in "=+-@" for row in rows[1:])
+
+
+def test_what_counts_as_a_formula():
+    from chalicelib.core.spreadsheet import inert
+
+    assert [inert(v) for v in ["=1", "+1", "-1", "@a", "\t=1", "\r1", "  =1", "a=1", "1", ""]] == \
+        ["'=1", "'+1", "'-1", "'@a", "'\t=1", "'\r1", "'  =1", "a=1", "1", ""]
