@@ -13,7 +13,16 @@ from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
 from chalicelib.drops import drops_from_notification, ingest_drop
-from chalicelib.reporting import ReportInputError, ReportPart, ReportService, job_view
+from chalicelib.logs import log
+from chalicelib.reporting import (
+    FAILURES,
+    ReportGone,
+    ReportInputError,
+    ReportPart,
+    ReportService,
+    TriggerError,
+    job_view,
+)
 from chalicelib.settings import settings
 
 app = Chalice(app_name="storemon")
@@ -29,14 +38,18 @@ def _service() -> ReportService:
     return ReportService(settings)
 
 
-def _error(status: int, message: str) -> Response:
-    return Response(body={"error": message, "status_code": status}, status_code=status)
+def _error(status: int, message: str, **extra: Any) -> Response:
+    return Response(body={"error": message, "status_code": status, **extra}, status_code=status)
 
 
 @app.route("/trigger_report", methods=["POST", "GET"])
 def trigger_report() -> Response:
     """Start a report; the client polls ``get_report`` with the returned id."""
-    report_id = _service().trigger()
+    try:
+        report_id = _service().trigger()
+    except TriggerError as error:
+        # The job exists and is Failed: say so with its id, so nobody waits on it.
+        return _error(503, str(error), error_code=error.code, report_id=error.report_id)
     return Response(body={"report_id": report_id}, status_code=202)
 
 
@@ -54,17 +67,26 @@ def get_report() -> Any:
     job = service.jobs.get(report_id)
     if job is None:
         return _error(404, f"no report with id {report_id}")
+    if job.expires_at is not None and job.expires_at.timestamp() < time.time():
+        return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     if job.status == "Running" and time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS:
-        service.jobs.fail(report_id, f"the report did not finish within {REPORT_TIMEOUT_SECONDS} s")
+        log.warning("report timed out", report_id=report_id, seconds=REPORT_TIMEOUT_SECONDS,
+                    parts_done=sorted(int(p) for p in job.parts_done or ()), parts_total=int(job.parts_total))
+        service.jobs.fail(report_id, "TIMED_OUT", FAILURES["TIMED_OUT"])
         job = service.jobs.get(report_id)
     view = job_view(job)
     if job.status != "Complete":
         return view
     accept = (app.current_request.headers or {}).get("accept", "")
-    if params.get("format") == "csv" or "text/csv" in accept:
-        return Response(body=service.csv_body(job).decode("utf-8"), status_code=200,
-                        headers={"Content-Type": "text/csv",
-                                 "Content-Disposition": f'attachment; filename="report-{report_id}.csv"'})
+    try:
+        if params.get("format") == "csv" or "text/csv" in accept:
+            return Response(body=service.csv_body(job).decode("utf-8"), status_code=200,
+                            headers={"Content-Type": "text/csv",
+                                     "Content-Disposition": f'attachment; filename="report-{report_id}.csv"'})
+        service.check_csv_exists(job)
+    except ReportGone:
+        log.info("report CSV is gone", report_id=report_id)
+        return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     view["download_url"] = service.download_url(job)
     return view
 
@@ -77,15 +99,17 @@ def compute_report_part(event: SQSEvent) -> None:
     for record in event:
         part = ReportPart.from_json(record.body)
         attempts = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        ids = {"report_id": part.report_id, "part": part.part, "message_id": record.to_dict().get("messageId"),
+               "attempt": attempts}
         try:
             service.run_part(part)
-        except ReportInputError as error:
-            service.jobs.fail(part.report_id, str(error))
-        except Exception as error:
-            app.log.exception("report %s part %s failed (attempt %s)", part.report_id, part.part, attempts)
+        except ReportInputError:
+            log.exception("report part cannot succeed", **ids)
+            service.jobs.fail(part.report_id, "PART_FAILED", FAILURES["PART_FAILED"])
+        except Exception:
+            log.exception("report part failed", **ids)
             if attempts >= MAX_PART_ATTEMPTS:
-                service.jobs.fail(part.report_id, f"part {part.part} failed {attempts} times: "
-                                                  f"{type(error).__name__}: {error}")
+                service.jobs.fail(part.report_id, "PART_FAILED", FAILURES["PART_FAILED"])
                 continue
             raise
 

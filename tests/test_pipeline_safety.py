@@ -174,3 +174,105 @@ def test_what_counts_as_a_formula():
 
     assert [inert(v) for v in ["=1", "+1", "-1", "@a", "\t=1", "\r1", "  =1", "a=1", "1", ""]] == \
         ["'=1", "'+1", "'-1", "'@a", "'\t=1", "'\r1", "'  =1", "a=1", "1", ""]
+
+
+# -- defect 6: internals leak to clients -----------------------------------------------
+
+LEAKY = ("EndpointConnectionError: Could not connect to the endpoint URL: "
+         "\"http://127.0.0.1:4566/storemon-dev-data/reports/x/parts/0000.csv\"")
+
+
+def test_a_failed_job_tells_clients_a_code_and_a_sentence_and_the_logs_the_details(client, ingested,
+                                                                                     monkeypatch, caplog):
+    report_id = trigger(client)
+
+    def broken(self, shards, data_now):
+        raise RuntimeError(LEAKY)
+
+    monkeypatch.setattr("chalicelib.reporting.ReportService.compute_rows", broken)
+    body = take_messages(settings.report_queue)[0]["Body"]
+    deliver_part(client, body, attempts=app_module.MAX_PART_ATTEMPTS)
+    view = view_of(client, report_id)
+    assert view["status"] == "Failed" and view["error_code"] == "PART_FAILED"
+    for secret in ("http", "127.0.0.1", "storemon-dev", "reports/", "Error", "RuntimeError", "parts/"):
+        assert secret not in view["error"], secret
+    assert "report id" in view["error"]
+    failures = [r for r in caplog.records if getattr(r, "report_id", None) == report_id and r.levelname == "ERROR"]
+    assert failures and getattr(failures[0], "part") == 0
+    assert "storemon-dev-data" in str(failures[0].exc_info[1])
+
+
+# -- defect 4: part messages are not trusted blindly ------------------------------------
+
+def test_a_replayed_part_with_other_shards_or_an_invented_part_does_not_count(client, ingested):
+    report_id = trigger(client)
+    messages = [json.loads(m["Body"]) for m in take_messages(settings.report_queue)]
+    assert len(messages) == settings.report_parts > 1
+    first = messages[0]
+    deliver_part(client, json.dumps(first))
+    deliver_part(client, json.dumps({**first, "shards": []}))               # replay, emptied
+    deliver_part(client, json.dumps({**first, "part": len(messages)}))      # invented part
+    deliver_part(client, json.dumps({**first, "part": -1}))
+    deliver_part(client, json.dumps({**messages[1], "data_now": first["data_now"] - 3600}))
+    view = view_of(client, report_id)
+    assert view["status"] == "Running" and view["parts_done"] == 1, view
+    for message in messages[1:]:
+        deliver_part(client, json.dumps(message))
+    view = view_of(client, report_id)
+    assert view["status"] == "Complete" and view["rows"] == 3, view
+
+
+def test_a_part_of_a_finished_job_is_not_counted(client, ingested):
+    from chalicelib.storage.jobs import ReportJobRepository
+
+    report_id = trigger(client)
+    messages = take_messages(settings.report_queue)
+    assert ReportJobRepository().fail(report_id, "TIMED_OUT", "late")
+    assert ReportJobRepository().mark_part_done(report_id, 0) is None
+    deliver_part(client, messages[0]["Body"])
+    assert view_of(client, report_id)["parts_done"] == 0
+
+
+# -- defect 7: orphans and mismatched lifetimes ------------------------------------------
+
+def test_a_trigger_whose_parts_cannot_be_queued_ends_failed_with_its_id(client, ingested, monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    real = sqs_client()
+
+    class Unreachable:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def send_message_batch(self, **kwargs):
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:4566/")
+
+    monkeypatch.setattr("chalicelib.reporting.sqs_client", lambda: Unreachable())
+    response = client.http.post("/trigger_report")
+    assert response.status_code == 503
+    body = response.json_body
+    assert body["error_code"] == "QUEUE_UNAVAILABLE" and "127.0.0.1" not in body["error"]
+    view = view_of(client, body["report_id"])
+    assert view["status"] == "Failed" and view["error_code"] == "QUEUE_UNAVAILABLE"
+
+
+def test_a_job_that_outlives_its_csv_answers_410_not_500(client, ingested):
+    from chalicelib.reporting import report_key
+
+    report_id, view = run_report(client)
+    assert view["status"] == "Complete"
+    s3_client().delete_object(Bucket=settings.bucket, Key=report_key(report_id))  # the lifecycle rule's doing
+    for path in (f"/get_report?report_id={report_id}", f"/get_report?report_id={report_id}&format=csv"):
+        response = client.http.get(path)
+        assert response.status_code == 410, (path, response.body)
+        assert response.json_body["error_code"] == "REPORT_EXPIRED" and "download_url" not in response.json_body
+
+
+def test_a_job_record_is_kept_no_longer_than_its_csv():
+    from chalicelib.storage.jobs import JOB_RETENTION
+    from storemon_app.stack import load_template
+
+    rules = load_template()["Resources"]["DataBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    csv_days = next(r["ExpirationInDays"] for r in rules if r["Prefix"] == "reports/")
+    # DynamoDB deletes expired items up to 2 days late: get_report treats them as gone (see app.py)
+    assert JOB_RETENTION.days < csv_days
