@@ -5,9 +5,12 @@ Handlers stay thin: they translate HTTP or SQS into calls on the services in
 """
 from __future__ import annotations
 
+import functools
+import hmac
+import os
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable, Optional
 
 from chalice import Chalice, Response
 from chalice.app import SQSEvent
@@ -38,11 +41,55 @@ def _service() -> ReportService:
     return ReportService(settings)
 
 
+#: Deployed stages: API Gateway refuses calls without a valid ``x-api-key`` (the usage
+#: plan and key are in infra/resources.json). ``chalice local`` ignores this flag, so
+#: locally ``STOREMON_API_KEY`` turns on the same check in the app (``_refusal``).
+API_KEY_REQUIRED = True
+#: What get_report can answer in: ``format=`` values and media types of ``Accept``.
+FORMATS = {"json", "csv"}
+_ACCEPTABLE = ("*/*", "application/*", "application/json", "text/*", "text/csv")
+
+
 def _error(status: int, message: str, **extra: Any) -> Response:
     return Response(body={"error": message, "status_code": status, **extra}, status_code=status)
 
 
-@app.route("/trigger_report", methods=["POST", "GET"])
+def _refusal() -> Optional[Response]:
+    """The error every route answers before doing anything: a missing or wrong local API
+    key (401), or an ``Accept`` header asking only for what we cannot produce (406)."""
+    request = app.current_request
+    headers = request.headers or {}
+    expected = os.environ.get("STOREMON_API_KEY")
+    if expected and not hmac.compare_digest(headers.get("x-api-key", "").encode(), expected.encode()):
+        return _error(401, "a valid API key is required in the x-api-key header")
+    accept = headers.get("accept", "").strip()
+    if accept:
+        types = [item.split(";", 1)[0].strip().lower() for item in accept.split(",")]
+        if not any(media in _ACCEPTABLE for media in types):
+            return _error(406, f"cannot answer in {accept[:80]!r}: this API answers application/json "
+                               "(and text/csv for a Complete report)")
+    return None
+
+
+def _json_errors(view: Callable[[], Any]) -> Callable[[], Any]:
+    """Unexpected errors answer JSON like every other error; the details go to the log."""
+    @functools.wraps(view)
+    def guarded() -> Any:
+        refusal = _refusal()
+        if refusal is not None:
+            return refusal
+        try:
+            return view()
+        except Exception:
+            log.exception("unhandled error in %s", view.__name__,
+                          request_id=(app.current_request.context or {}).get("requestId"))
+            return _error(500, "internal error; try again, and if it persists tell the operators the time "
+                               "of the request")
+    return guarded
+
+
+@app.route("/trigger_report", methods=["POST", "GET"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
 def trigger_report() -> Response:
     """Start a report; the client polls ``get_report`` with the returned id."""
     try:
@@ -53,9 +100,12 @@ def trigger_report() -> Response:
     return Response(body={"report_id": report_id}, status_code=202)
 
 
-@app.route("/get_report", methods=["GET"])
+@app.route("/get_report", methods=["GET"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
 def get_report() -> Any:
     params = app.current_request.query_params or {}
+    if params.get("format", "json") not in FORMATS:
+        return _error(406, f"format {params['format'][:20]!r} is not available; use json or csv")
     raw_id = (params.get("report_id") or "").strip()
     if not raw_id:
         return _error(400, "query parameter report_id is required")
@@ -89,6 +139,25 @@ def get_report() -> Any:
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     view["download_url"] = service.download_url(job)
     return view
+
+
+@app.route("/trigger_report", methods=["PUT", "DELETE", "PATCH"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
+def trigger_report_other_methods() -> Response:
+    """Answer wrong methods ourselves: Chalice's own 405 is not in the API's JSON shape."""
+    return _not_allowed("GET, POST")
+
+
+@app.route("/get_report", methods=["POST", "PUT", "DELETE", "PATCH"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
+def get_report_other_methods() -> Response:
+    return _not_allowed("GET")
+
+
+def _not_allowed(allowed: str) -> Response:
+    response = _error(405, f"method {app.current_request.method} is not allowed here; use {allowed}")
+    response.headers["Allow"] = allowed
+    return response
 
 
 @app.on_sqs_message(queue=settings.report_queue, batch_size=1)

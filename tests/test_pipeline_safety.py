@@ -276,3 +276,67 @@ def test_a_job_record_is_kept_no_longer_than_its_csv():
     csv_days = next(r["ExpirationInDays"] for r in rules if r["Prefix"] == "reports/")
     # DynamoDB deletes expired items up to 2 days late: get_report treats them as gone (see app.py)
     assert JOB_RETENTION.days < csv_days
+
+
+# -- defect 9: every API error is JSON ---------------------------------------------------
+
+@pytest.mark.parametrize("method, path, allowed", [
+    ("PUT", "/trigger_report", "GET, POST"), ("DELETE", "/trigger_report", "GET, POST"),
+    ("POST", "/get_report", "GET"), ("PATCH", "/get_report", "GET"),
+])
+def test_a_wrong_method_answers_405_in_the_api_shape(client, aws, method, path, allowed):
+    response = client.http.request(method, path)
+    assert response.status_code == 405
+    assert response.json_body["status_code"] == 405 and method in response.json_body["error"]
+    assert response.headers["Allow"] == allowed
+
+
+def test_formats_we_cannot_produce_answer_406(client, ingested):
+    report_id, view = run_report(client)
+    assert view["status"] == "Complete"
+    xml = client.http.get(f"/get_report?report_id={report_id}&format=xml")
+    assert xml.status_code == 406 and "json or csv" in xml.json_body["error"]
+    accept = client.http.get(f"/get_report?report_id={report_id}", headers={"Accept": "application/xml"})
+    assert accept.status_code == 406 and accept.json_body["status_code"] == 406
+    assert client.http.post("/trigger_report", headers={"Accept": "application/xml"}).status_code == 406
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    assert client.http.get(f"/get_report?report_id={report_id}", headers={"Accept": browser}).status_code == 200
+    assert client.http.get(f"/get_report?report_id={report_id}&format=json").json_body["status"] == "Complete"
+
+
+def test_an_unexpected_error_answers_json_500_without_details(client, aws, monkeypatch):
+    def broken(self, report_id):
+        raise RuntimeError("http://127.0.0.1:4566 storemon-dev-report-jobs is down")
+
+    monkeypatch.setattr("chalicelib.storage.jobs.ReportJobRepository.get", broken)
+    response = client.http.get(f"/get_report?report_id={uuid.uuid4()}")
+    assert response.status_code == 500 and "storemon" not in response.json_body["error"]
+
+
+# -- access control ----------------------------------------------------------------------
+
+def test_with_storemon_api_key_set_the_app_checks_x_api_key(client, ingested, monkeypatch):
+    monkeypatch.setenv("STOREMON_API_KEY", "s3cret-key")
+    for headers in ({}, {"x-api-key": "wrong"}):
+        for call in (lambda: client.http.post("/trigger_report", headers=headers),
+                     lambda: client.http.get(f"/get_report?report_id={uuid.uuid4()}", headers=headers)):
+            response = call()
+            assert response.status_code == 401 and "x-api-key" in response.json_body["error"]
+    response = client.http.post("/trigger_report", headers={"x-api-key": "s3cret-key"})
+    assert response.status_code == 202
+
+
+def test_the_report_client_sends_the_api_key(monkeypatch):
+    from storemon_app.client import ReportClient
+
+    monkeypatch.setenv("STOREMON_API_KEY", "k-123")
+    sent = {}
+
+    def fake_urlopen(request, timeout):
+        sent.update({k.lower(): v for k, v in request.header_items()})
+        raise OSError("not sending")
+
+    monkeypatch.setattr("urllib.request.urlopen", fake_urlopen)
+    with pytest.raises(OSError):
+        ReportClient("http://127.0.0.1:9").trigger()
+    assert sent["x-api-key"] == "k-123"
