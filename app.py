@@ -31,10 +31,13 @@ from chalicelib.settings import settings
 app = Chalice(app_name="storemon")
 app.api.cors = False
 
-#: A job Running longer than this is reported Failed (its worker died unseen).
-REPORT_TIMEOUT_SECONDS = 15 * 60
 #: Deliveries of one part before the job is given up as Failed (the queue's DLQ takes 5).
 MAX_PART_ATTEMPTS = 3
+#: A job Running longer than this is reported Failed (its worker died unseen). Sized to the
+#: retries: a part takes ~1 s, its function times out at 30 s, and a failed or lost delivery
+#: comes back after the report queue's 90 s visibility timeout, so 3 attempts end within
+#: 2 x 90 + 30 = 210 s (tests/test_pipeline_safety.py checks the three settings agree).
+REPORT_TIMEOUT_SECONDS = 5 * 60
 
 
 def _service() -> ReportService:

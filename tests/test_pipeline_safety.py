@@ -340,3 +340,47 @@ def test_the_report_client_sends_the_api_key(monkeypatch):
     with pytest.raises(OSError):
         ReportClient("http://127.0.0.1:9").trigger()
     assert sent["x-api-key"] == "k-123"
+
+
+# -- defect 1: a lost or failed part is retried in time ----------------------------------
+
+def _report_queue_visibility() -> int:
+    from storemon_app.stack import load_template
+
+    return int(load_template()["Resources"]["ReportQueue"]["Properties"]["VisibilityTimeout"])
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_report_queue_timeouts_let_three_attempts_finish_before_the_deadline(stage):
+    from storemon_app.runtime import PROJECT_ROOT
+
+    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())["stages"][stage]
+    function_timeout = config["lambda_functions"]["compute_report_part"]["lambda_timeout"]
+    visibility = _report_queue_visibility()
+    assert function_timeout < visibility <= 120  # retried within 2 minutes, never while still running
+    last_attempt_ends = (app_module.MAX_PART_ATTEMPTS - 1) * visibility + function_timeout
+    assert last_attempt_ends < app_module.REPORT_TIMEOUT_SECONDS <= 10 * 60
+
+
+def test_the_pump_leaves_a_failed_message_to_the_queues_visibility_timeout(aws):
+    """As Lambda's event source mapping does: no shortcut that makes local retries look fast."""
+    from storemon_app.event_pump import EventPump, QueueMapping
+
+    changes: list[dict] = []
+    sqs_client().meta.events.register("provide-client-params.sqs.ChangeMessageVisibility",
+                                      lambda params, **_: changes.append(params))
+
+    def failing(event, context):
+        raise RuntimeError("worker died")
+
+    pump = EventPump(app_module)
+    pump.mappings = [QueueMapping(settings.report_queue, "failing", failing, 1)]
+    pump.stats = {"failing": pump.stats["compute_report_part"]}
+    url = queue_url(settings.report_queue)
+    sqs_client().send_message(QueueUrl=url, MessageBody="{}")
+    assert pump.pump_once(pump.mappings[0]) == 1
+    assert pump.stats["failing"].failed == 1
+    assert changes == []
+    assert sqs_client().receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
+    attributes = sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+    assert int(attributes["Attributes"]["VisibilityTimeout"]) == _report_queue_visibility()
