@@ -85,7 +85,7 @@ class StackApplier:
                                               "RedrivePolicy"}),
             "AWS::SQS::QueuePolicy": (self._queue_policy, {"Queues", "PolicyDocument"}),
             "AWS::S3::Bucket": (self._bucket, {"BucketName", "NotificationConfiguration",
-                                               "LifecycleConfiguration"}),
+                                               "LifecycleConfiguration", "VersioningConfiguration"}),
         }
 
     def validate(self) -> list[tuple[str, dict[str, Any]]]:
@@ -175,6 +175,9 @@ class StackApplier:
                 raise
         self.names[logical] = name
         self.arns[logical] = f"arn:aws:s3:::{name}"
+        versioning = props.get("VersioningConfiguration")
+        if versioning:
+            self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
         notification = props.get("NotificationConfiguration")
         if notification:
             queues = []
@@ -187,8 +190,20 @@ class StackApplier:
                 Bucket=name, NotificationConfiguration={"QueueConfigurations": queues})
         lifecycle = props.get("LifecycleConfiguration")
         if lifecycle:
-            rules = [{"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")},
-                      "Expiration": {"Days": rule["ExpirationInDays"]}} for rule in lifecycle["Rules"]]
+            rules = []
+            for rule in lifecycle["Rules"]:
+                unknown = set(rule) - {"Id", "Status", "Prefix", "ExpirationInDays",
+                                       "NoncurrentVersionExpirationInDays"}
+                if unknown:
+                    raise TemplateError(f"{logical}: lifecycle rule properties {sorted(unknown)} are not supported")
+                entry: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"],
+                                         "Filter": {"Prefix": rule.get("Prefix", "")}}
+                if "ExpirationInDays" in rule:
+                    entry["Expiration"] = {"Days": rule["ExpirationInDays"]}
+                if "NoncurrentVersionExpirationInDays" in rule:
+                    entry["NoncurrentVersionExpiration"] = {"NoncurrentDays":
+                                                            rule["NoncurrentVersionExpirationInDays"]}
+                rules.append(entry)
             self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
 
 

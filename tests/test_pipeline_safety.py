@@ -384,3 +384,62 @@ def test_the_pump_leaves_a_failed_message_to_the_queues_visibility_timeout(aws):
     assert sqs_client().receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", []) == []
     attributes = sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
     assert int(attributes["Attributes"]["VisibilityTimeout"]) == _report_queue_visibility()
+
+
+# -- defect 3: a drop overwritten before it is processed ---------------------------------
+
+def _ingest_queued_drops() -> None:
+    url = queue_url(settings.ingest_queue)
+    for message in take_messages(settings.ingest_queue):
+        app_module.ingest_csv_drop(client_sqs_event(message["Body"], url), None)
+
+
+def client_sqs_event(body: str, url: str) -> dict:
+    return {"Records": [{"messageId": str(uuid.uuid4()), "receiptHandle": "h", "body": body,
+                         "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                         "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+                         "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{settings.ingest_queue}"}]}
+
+
+def test_a_drop_overwritten_before_it_is_processed_is_read_as_it_was(aws):
+    from chalicelib.storage.ingestions import IngestionRepository
+    from chalicelib.storage.polls import PollRepository
+
+    key = "incoming/status/x.csv"
+    first = f"{STATUS_HEADER}\n" + "".join(f"first-{i},active,2023-01-25 17:00:00 UTC\n" for i in range(3))
+    second = f"{STATUS_HEADER}\n" + "".join(f"second-{i},active,2023-01-25 17:00:00 UTC\n" for i in range(5))
+    etags = [s3_client().put_object(Bucket=settings.bucket, Key=key, Body=body.encode())["ETag"].strip('"')
+             for body in (first, second)]  # in quick succession: both events are still queued
+    _ingest_queued_drops()
+    records = [IngestionRepository().get(f"s3://{settings.bucket}/{key}#{etag}") for etag in etags]
+    assert [(r.status, int(r.rows_accepted)) for r in records] == [("Complete", 3), ("Complete", 5)]
+    stores = set()
+    polls = PollRepository(settings.poll_shards, settings.retention_days)
+    at = parsing.parse_poll_timestamp("2023-01-25 17:00:00 UTC")
+    for shard in range(settings.poll_shards):
+        stores |= set(polls.read_shard(shard, at - 3600, at + 1).polls_by_store)
+    assert {f"first-{i}" for i in range(3)} | {f"second-{i}" for i in range(5)} <= stores
+
+
+def test_a_version_that_no_longer_exists_is_recorded_as_superseded(aws):
+    from chalicelib.drops import S3Drop, ingest_drop
+
+    key = "incoming/status/y.csv"
+    s3_client().put_object(Bucket=settings.bucket, Key=key, Body=f"{STATUS_HEADER}\n".encode())
+    record = ingest_drop(S3Drop(settings.bucket, key, "0" * 32), settings)
+    assert record.status == "Rejected" and record.error.startswith("superseded")
+    take_messages(settings.ingest_queue)
+
+
+def test_the_event_s_version_id_is_read_when_s3_sends_it(aws):
+    from chalicelib.drops import drops_from_notification, open_drop
+
+    key = "incoming/status/z.csv"
+    old = s3_client().put_object(Bucket=settings.bucket, Key=key, Body=b"old")
+    s3_client().put_object(Bucket=settings.bucket, Key=key, Body=b"new")
+    body = json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": settings.bucket},
+        "object": {"key": key, "eTag": old["ETag"].strip('"'), "versionId": old["VersionId"]}}}]})
+    drop, = drops_from_notification(body)
+    assert drop.version_id == old["VersionId"]
+    assert open_drop(drop).read() == b"old"
