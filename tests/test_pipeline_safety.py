@@ -443,3 +443,24 @@ def test_the_event_s_version_id_is_read_when_s3_sends_it(aws):
     drop, = drops_from_notification(body)
     assert drop.version_id == old["VersionId"]
     assert open_drop(drop).read() == b"old"
+
+
+# -- defect 8: IAM ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_the_policy_lets_a_missing_object_be_told_from_a_forbidden_one(stage):
+    """Without s3:ListBucket on the bucket, S3 answers a missing key with 403 AccessDenied, not
+    NoSuchKey: a drop deleted before processing would crash-loop to the DLQ with no record."""
+    from storemon_app.runtime import PROJECT_ROOT
+
+    policy = json.loads((PROJECT_ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+    granted: dict[str, set[str]] = {}
+    for statement in policy["Statement"]:
+        if statement["Effect"] == "Allow":
+            for action in statement["Action"]:
+                granted.setdefault(action, set()).update(statement["Resource"] if isinstance(
+                    statement["Resource"], list) else [statement["Resource"]])
+    bucket = f"arn:aws:s3:::storemon-{stage}-data"
+    assert bucket in granted["s3:ListBucket"]          # the bucket itself, not its objects
+    assert bucket in granted["s3:ListBucketVersions"]  # finding an overwritten drop's version
+    assert bucket + "/*" in granted["s3:GetObjectVersion"]
