@@ -134,7 +134,11 @@ def ingest_source(
     """Ingest one file and record it. Whole-file rejections are recorded, not raised;
     unexpected errors mark the record Failed and propagate (so SQS retries)."""
     records = IngestionRepository()
-    record = records.start(ingestion_id, source)
+    record = records.claim(ingestion_id, source)
+    if record is None:  # another delivery of the same file has it, or had it
+        held = records.get(ingestion_id)
+        log.info("%s is already claimed (%s); this delivery stops", ingestion_id, held.status if held else "?")
+        return held, None
     rejections = _RejectionFile()
     try:
         result = ingest_lines(lines, settings, expected_kind=expected_kind,
@@ -217,6 +221,7 @@ def ingest_drop(drop: S3Drop, settings: Settings) -> Optional[IngestionRecord]:
     record, _ = ingest_source(byte_lines(body), f"s3://{drop.bucket}/{drop.key}",
                               drop.ingestion_id, settings, expected_kind=drop.expected_kind,
                               save_rejections=save_rejections)
-    log.info("ingested %s: %s, %s accepted, %s rejected", drop.key, record.status,
-             record.rows_accepted, record.rows_rejected)
+    if record is not None:
+        log.info("ingested %s: %s, %s accepted, %s rejected", drop.key, record.status,
+                 record.rows_accepted, record.rows_rejected)
     return record

@@ -464,3 +464,31 @@ def test_the_policy_lets_a_missing_object_be_told_from_a_forbidden_one(stage):
     assert bucket in granted["s3:ListBucket"]          # the bucket itself, not its objects
     assert bucket in granted["s3:ListBucketVersions"]  # finding an overwritten drop's version
     assert bucket + "/*" in granted["s3:GetObjectVersion"]
+
+
+# -- idempotent ingestion claims ---------------------------------------------------------
+
+def test_a_second_delivery_of_a_file_being_ingested_stops_at_the_claim(aws, monkeypatch):
+    from chalicelib.drops import S3Drop, ingest_drop
+    from chalicelib.storage.ingestions import IngestionRepository
+
+    key = "incoming/status/claimed.csv"
+    etag = s3_client().put_object(Bucket=settings.bucket, Key=key,
+                                  Body=f"{STATUS_HEADER}\nc-1,active,2023-01-25 17:00:00 UTC\n".encode())["ETag"]
+    drop = S3Drop(settings.bucket, key, etag.strip('"'))
+    records = IngestionRepository()
+    assert records.claim(drop.ingestion_id, "first delivery") is not None  # still ingesting
+    assert records.claim(drop.ingestion_id, "second delivery") is None
+    second = ingest_drop(drop, settings)  # SQS delivered the event again meanwhile
+    assert (second.status, second.source, int(second.rows_accepted)) == ("Running", "first delivery", 0)
+    from chalicelib.storage.jobs import DatasetStateRepository
+    assert DatasetStateRepository().latest_poll_at() is None  # nothing was ingested twice
+
+    # the first worker died: once its claim has run out, the next delivery takes over
+    import time as real_time
+    later = real_time.time() + 1000
+    monkeypatch.setattr("chalicelib.storage.ingestions.time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+    third = ingest_drop(drop, settings)
+    assert (third.status, int(third.rows_accepted)) == ("Complete", 1)
+    assert records.claim(drop.ingestion_id, "after") is None  # done: nobody claims it again
+    take_messages(settings.ingest_queue)

@@ -135,6 +135,8 @@ class IngestionRecord(Model):
     #: Poll storage writes, estimated in DynamoDB's billing units, and the largest item written.
     write_units = NumberAttribute(null=True)
     largest_item = NumberAttribute(null=True)
+    #: Epoch seconds until which a Running record's worker holds the file (``claim``).
+    claimed_until = NumberAttribute(null=True)
 
 
 class DatasetState(Model):
