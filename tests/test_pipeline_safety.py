@@ -492,3 +492,25 @@ def test_a_second_delivery_of_a_file_being_ingested_stops_at_the_claim(aws, monk
     assert (third.status, int(third.rows_accepted)) == ("Complete", 1)
     assert records.claim(drop.ingestion_id, "after") is None  # done: nobody claims it again
     take_messages(settings.ingest_queue)
+
+
+# -- presigned URLs expire ---------------------------------------------------------------
+
+def test_download_urls_expire_after_15_minutes_by_default_and_the_setting_is_used(client, ingested, monkeypatch):
+    """The emulator does not enforce expiry, so the signed parameter is what is checked."""
+    import dataclasses
+    from urllib.parse import parse_qs, urlparse
+
+    from chalicelib.settings import Settings
+
+    monkeypatch.delenv("PRESIGN_SECONDS", raising=False)
+    assert Settings.from_env().presign_seconds == 15 * 60
+    monkeypatch.setenv("PRESIGN_SECONDS", "120")
+    assert Settings.from_env().presign_seconds == 120
+
+    report_id, view = run_report(client)
+    expires = parse_qs(urlparse(view["download_url"]).query)["X-Amz-Expires"]
+    assert expires == ["900"]
+    monkeypatch.setattr(app_module, "settings", dataclasses.replace(settings, presign_seconds=60))
+    again = view_of(client, report_id)["download_url"]
+    assert parse_qs(urlparse(again).query)["X-Amz-Expires"] == ["60"]
