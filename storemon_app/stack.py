@@ -23,6 +23,16 @@ TEMPLATE_PATH = PROJECT_ROOT / "infra" / "resources.json"
 ACCOUNT_ID = "123456789012"
 
 
+#: Resources that only exist around a deployed API and its alarms: the API key, usage plan
+#: and throttling, API Gateway's own error responses, CloudWatch alarms. Locally there is
+#: no API Gateway (``chalice local`` serves the app; the app itself checks the key when
+#: ``STOREMON_API_KEY`` is set), so the applier skips exactly these types, by name.
+DEPLOYED_ONLY_TYPES = frozenset({
+    "AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey",
+    "AWS::ApiGateway::GatewayResponse", "AWS::CloudWatch::Alarm",
+})
+
+
 class TemplateError(Exception):
     """The template uses something this applier does not know how to create."""
 
@@ -91,7 +101,8 @@ class StackApplier:
     def validate(self) -> list[tuple[str, dict[str, Any]]]:
         """Refuse, before creating anything, what this applier cannot reproduce faithfully."""
         creators = self._creators()
-        ordered = self._ordered_resources()
+        ordered = [(logical, resource) for logical, resource in self._ordered_resources()
+                   if resource["Type"] not in DEPLOYED_ONLY_TYPES]
         for logical, resource in ordered:
             if resource["Type"] not in creators:
                 raise TemplateError(f"{logical}: resource type {resource['Type']} is not supported")

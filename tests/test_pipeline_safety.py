@@ -514,3 +514,26 @@ def test_download_urls_expire_after_15_minutes_by_default_and_the_setting_is_use
     monkeypatch.setattr(app_module, "settings", dataclasses.replace(settings, presign_seconds=60))
     again = view_of(client, report_id)["download_url"]
     assert parse_qs(urlparse(again).query)["X-Amz-Expires"] == ["60"]
+
+
+def test_the_packaged_api_requires_an_api_key_on_every_route_and_method():
+    """What `chalice package --stage prod` writes into the RestAPI's swagger (the same
+    generator, without building the deployment zip), and the usage plan beside it."""
+    from chalice.deploy.swagger import CFNSwaggerGenerator
+    from storemon_app.stack import StackApplier, load_template
+
+    swagger = CFNSwaggerGenerator().generate_swagger(app_module.app)
+    assert swagger["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    methods = {(path, method): spec.get("security") for path, ops in swagger["paths"].items()
+               for method, spec in ops.items()}
+    assert {("/trigger_report", "post"), ("/trigger_report", "get"), ("/get_report", "get")} <= set(methods)
+    assert all(security == [{"api_key": []}] for security in methods.values()), methods
+
+    resources = load_template()["Resources"]
+    plan = resources["ApiUsagePlan"]["Properties"]
+    assert plan["ApiStages"] == [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}]
+    assert plan["Throttle"]["RateLimit"] > 0 and plan["Throttle"]["BurstLimit"] > 0
+    assert resources["ApiUsagePlanKey"]["Properties"]["KeyId"] == {"Ref": "ApiKey"}
+    # the local applier skips what only exists around a deployed API, and nothing else
+    local = {logical for logical, _ in StackApplier("dev").validate()}
+    assert "ApiUsagePlan" not in local and "ReportQueue" in local
