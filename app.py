@@ -15,6 +15,12 @@ from typing import Any, Callable, Optional
 from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
+from chalicelib.dead_letters import (
+    dead_letter_queue,
+    forward_to_dead_letters,
+    settle_ingest_dead_letter,
+    settle_report_dead_letter,
+)
 from chalicelib.drops import drops_from_notification, ingest_drop
 from chalicelib.logs import log
 from chalicelib.reporting import (
@@ -169,9 +175,13 @@ def compute_report_part(event: SQSEvent) -> None:
     then gives the job up as Failed so clients never wait forever."""
     service = _service()
     for record in event:
-        part = ReportPart.from_json(record.body)
+        try:
+            part = ReportPart.from_json(record.body)
+        except (ValueError, KeyError, TypeError) as error:
+            forward_to_dead_letters(settings.report_queue, record.body, str(error), _message_id(record))
+            continue
         attempts = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", "1"))
-        ids = {"report_id": part.report_id, "part": part.part, "message_id": record.to_dict().get("messageId"),
+        ids = {"report_id": part.report_id, "part": part.part, "message_id": _message_id(record),
                "attempt": attempts}
         try:
             service.run_part(part)
@@ -190,5 +200,29 @@ def compute_report_part(event: SQSEvent) -> None:
 def ingest_csv_drop(event: SQSEvent) -> None:
     """A CSV landed under incoming/ in the bucket (S3 -> SQS notification)."""
     for record in event:
-        for drop in drops_from_notification(record.body):
+        try:
+            drops = drops_from_notification(record.body)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            forward_to_dead_letters(settings.ingest_queue, record.body, str(error), _message_id(record))
+            continue
+        for drop in drops:
+            log.info("ingesting", ingestion_id=drop.ingestion_id, message_id=_message_id(record))
             ingest_drop(drop, settings)
+
+
+@app.on_sqs_message(queue=dead_letter_queue(settings.report_queue), batch_size=10)
+def report_dead_letters(event: SQSEvent) -> None:
+    """Parts SQS gave up on: their reports become Failed (DEAD_LETTER), never silently stuck."""
+    for record in event:
+        settle_report_dead_letter(record.body, _message_id(record))
+
+
+@app.on_sqs_message(queue=dead_letter_queue(settings.ingest_queue), batch_size=10)
+def ingest_dead_letters(event: SQSEvent) -> None:
+    """S3 events SQS gave up on: their ingestions become Failed with the reason."""
+    for record in event:
+        settle_ingest_dead_letter(record.body, _message_id(record))
+
+
+def _message_id(record: Any) -> str:
+    return str(record.to_dict().get("messageId", ""))

@@ -93,8 +93,11 @@ class EventPump:
     def pump_once(self, mapping: QueueMapping) -> int:
         """Receive one batch from the mapping's queue and invoke its handler; returns messages seen."""
         url = queue_url(mapping.queue)
+        # Dead-letter queues are nearly always empty: a short poll keeps them from holding
+        # up the busy queues this thread also serves.
+        wait = 0 if mapping.queue.endswith("-dlq") else self.wait_seconds
         response = sqs_client().receive_message(
-            QueueUrl=url, MaxNumberOfMessages=mapping.batch_size, WaitTimeSeconds=self.wait_seconds,
+            QueueUrl=url, MaxNumberOfMessages=mapping.batch_size, WaitTimeSeconds=wait,
             AttributeNames=["All"], MessageAttributeNames=["All"])
         messages = response.get("Messages", [])
         if not messages:

@@ -537,3 +537,42 @@ def test_the_packaged_api_requires_an_api_key_on_every_route_and_method():
     # the local applier skips what only exists around a deployed API, and nothing else
     local = {logical for logical, _ in StackApplier("dev").validate()}
     assert "ApiUsagePlan" not in local and "ReportQueue" in local
+
+
+# -- dead letters that someone reads ---------------------------------------------------------
+
+def _dlq_bodies(queue: str) -> list[str]:
+    from chalicelib.dead_letters import dead_letter_queue
+
+    return [m["Body"] for m in take_messages(dead_letter_queue(queue))]
+
+
+@pytest.mark.parametrize("body", ["not json", "{}", '{"report_id": "x", "part": "one"}', "[1]"])
+def test_a_malformed_part_message_goes_to_the_dead_letters_without_a_crash_loop(client, aws, body):
+    deliver_part(client, body)  # does not raise: SQS would redeliver it 5 times for nothing
+    assert _dlq_bodies(settings.report_queue) == [body]
+
+
+def test_a_dead_lettered_part_fails_its_report(client, ingested):
+    report_id = trigger(client)
+    body = take_messages(settings.report_queue)[0]["Body"]
+    event = client.events.generate_sqs_event(message_bodies=[body, "garbage"],
+                                             queue_name=settings.report_queue + "-dlq")
+    client.lambda_.invoke("report_dead_letters", event)
+    view = view_of(client, report_id)
+    assert view["status"] == "Failed" and view["error_code"] == "DEAD_LETTER", view
+
+
+def test_malformed_and_dead_lettered_ingest_events_end_in_a_recorded_failure(aws):
+    from chalicelib.storage.ingestions import IngestionRepository
+
+    take_messages(settings.ingest_queue)
+    app_module.ingest_csv_drop(client_sqs_event('{"Records": [{"eventName": "ObjectCreated:Put"}]}', ""), None)
+    assert len(_dlq_bodies(settings.ingest_queue)) == 1
+
+    key = "incoming/status/poison.csv"
+    notification = json.dumps({"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": settings.bucket}, "object": {"key": key, "eTag": "abc"}}}]})
+    app_module.ingest_dead_letters(client_sqs_event(notification, ""), None)
+    record = IngestionRepository().get(f"s3://{settings.bucket}/{key}#abc")
+    assert record.status == "Failed" and "dead-lettered" in record.error and "put the file again" in record.error
