@@ -22,7 +22,7 @@ from chalicelib.dead_letters import (
     settle_report_dead_letter,
 )
 from chalicelib.drops import drops_from_notification, ingest_drop
-from chalicelib.logs import log
+from chalicelib.logs import bind_request, log
 from chalicelib.reporting import (
     FAILURES,
     ReportGone,
@@ -84,6 +84,7 @@ def _json_errors(view: Callable[[], Any]) -> Callable[[], Any]:
     """Unexpected errors answer JSON like every other error; the details go to the log."""
     @functools.wraps(view)
     def guarded() -> Any:
+        bind_request(app.current_request.lambda_context)
         refusal = _refusal()
         if refusal is not None:
             return refusal
@@ -173,6 +174,7 @@ def _not_allowed(allowed: str) -> Response:
 def compute_report_part(event: SQSEvent) -> None:
     """One fan-out part of a report. Retries transient errors through SQS,
     then gives the job up as Failed so clients never wait forever."""
+    bind_request(event.context)
     service = _service()
     for record in event:
         try:
@@ -183,6 +185,7 @@ def compute_report_part(event: SQSEvent) -> None:
         attempts = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", "1"))
         ids = {"report_id": part.report_id, "part": part.part, "message_id": _message_id(record),
                "attempt": attempts}
+        log.thread_safe_append_keys(**ids)  # on every line this part logs, wherever it is logged
         try:
             service.run_part(part)
         except ReportInputError:
@@ -199,6 +202,7 @@ def compute_report_part(event: SQSEvent) -> None:
 @app.on_sqs_message(queue=settings.ingest_queue, batch_size=1)
 def ingest_csv_drop(event: SQSEvent) -> None:
     """A CSV landed under incoming/ in the bucket (S3 -> SQS notification)."""
+    bind_request(event.context)
     for record in event:
         try:
             drops = drops_from_notification(record.body)
@@ -206,13 +210,15 @@ def ingest_csv_drop(event: SQSEvent) -> None:
             forward_to_dead_letters(settings.ingest_queue, record.body, str(error), _message_id(record))
             continue
         for drop in drops:
-            log.info("ingesting", ingestion_id=drop.ingestion_id, message_id=_message_id(record))
+            log.thread_safe_append_keys(ingestion_id=drop.ingestion_id, message_id=_message_id(record))
+            log.info("ingesting")
             ingest_drop(drop, settings)
 
 
 @app.on_sqs_message(queue=dead_letter_queue(settings.report_queue), batch_size=10)
 def report_dead_letters(event: SQSEvent) -> None:
     """Parts SQS gave up on: their reports become Failed (DEAD_LETTER), never silently stuck."""
+    bind_request(event.context)
     for record in event:
         settle_report_dead_letter(record.body, _message_id(record))
 
@@ -220,6 +226,7 @@ def report_dead_letters(event: SQSEvent) -> None:
 @app.on_sqs_message(queue=dead_letter_queue(settings.ingest_queue), batch_size=10)
 def ingest_dead_letters(event: SQSEvent) -> None:
     """S3 events SQS gave up on: their ingestions become Failed with the reason."""
+    bind_request(event.context)
     for record in event:
         settle_ingest_dead_letter(record.body, _message_id(record))
 

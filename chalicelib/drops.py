@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
@@ -19,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.aws import s3_client
 from chalicelib.core.spreadsheet import inert
+from chalicelib.logs import log
 from chalicelib.ingestion import (
     HOURS,
     STATUS,
@@ -34,7 +34,6 @@ from chalicelib.settings import Settings
 from chalicelib.storage.ingestions import COMPLETE, FAILED, REJECTED, IngestionRepository
 from chalicelib.storage.models import IngestionRecord
 
-log = logging.getLogger(__name__)
 
 INCOMING_PREFIX = "incoming/"
 KIND_BY_PREFIX = {f"{INCOMING_PREFIX}status/": STATUS, f"{INCOMING_PREFIX}hours/": HOURS,
@@ -223,5 +222,5 @@ def ingest_drop(drop: S3Drop, settings: Settings) -> Optional[IngestionRecord]:
                               save_rejections=save_rejections)
     if record is not None:
         log.info("ingested %s: %s, %s accepted, %s rejected", drop.key, record.status,
-                 record.rows_accepted, record.rows_rejected)
+                 record.rows_accepted, record.rows_rejected, ingestion_id=drop.ingestion_id)
     return record

@@ -9,6 +9,7 @@ WARNING unless ``STOREMON_LOG_LEVEL`` says otherwise, so terminals stay readable
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -20,3 +21,13 @@ def _level() -> str:
 
 
 log = Logger(service="storemon", level=_level())
+
+
+def bind_request(context: Any) -> None:
+    """Tag this thread's following lines with the invocation's request id (Lambda's
+    ``aws_request_id``; API Gateway's id for HTTP). Thread-local: the local event pump
+    runs several invocations at once in one process."""
+    log.thread_safe_clear_keys()
+    request_id = getattr(context, "aws_request_id", None)
+    if request_id:
+        log.thread_safe_append_keys(request_id=request_id)

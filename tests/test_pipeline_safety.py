@@ -576,3 +576,28 @@ def test_malformed_and_dead_lettered_ingest_events_end_in_a_recorded_failure(aws
     app_module.ingest_dead_letters(client_sqs_event(notification, ""), None)
     record = IngestionRepository().get(f"s3://{settings.bucket}/{key}#abc")
     assert record.status == "Failed" and "dead-lettered" in record.error and "put the file again" in record.error
+
+
+# -- structured logs -----------------------------------------------------------------------
+
+def test_every_step_logs_a_json_line_with_its_ids(client, ingested, caplog):
+    from chalicelib.logs import log
+
+    caplog.set_level("INFO", logger="storemon")
+    log.setLevel("INFO")
+    try:
+        report_id = trigger(client)
+        for message in take_messages(settings.report_queue):
+            event = client.events.generate_sqs_event(message_bodies=[message["Body"]],
+                                                     queue_name=settings.report_queue)
+            context = type("Context", (), {"aws_request_id": "req-" + message["MessageId"]})()
+            app_module.compute_report_part(event, context)
+    finally:
+        log.setLevel("WARNING")
+    lines = [json.loads(log.registered_formatter.format(r)) for r in caplog.records if r.name == "storemon"]
+    assert all({"level", "message", "timestamp", "service"} <= set(line) for line in lines)
+    mine = [line for line in lines if line.get("report_id") == report_id]
+    assert {"report triggered", "report part done"} <= {line["message"] for line in mine}
+    parts = [line for line in mine if line["message"] == "report part done"]
+    assert len(parts) == settings.report_parts
+    assert all(line["request_id"].startswith("req-") and "part" in line and line["message_id"] for line in parts)
