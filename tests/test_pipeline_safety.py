@@ -601,3 +601,51 @@ def test_every_step_logs_a_json_line_with_its_ids(client, ingested, caplog):
     parts = [line for line in mine if line["message"] == "report part done"]
     assert len(parts) == settings.report_parts
     assert all(line["request_id"].startswith("req-") and "part" in line and line["message_id"] for line in parts)
+
+
+# -- fault tests (bounded, loopback only) ----------------------------------------------------
+
+def test_a_part_whose_invocation_is_lost_is_redelivered_and_the_report_completes(client, ingested):
+    """A worker killed mid-part: its message was received and never deleted. The pump, like
+    Lambda, gets it again when its visibility timeout ends (shortened to 1 s here instead of
+    the queue's 90 s, which the timeout test above bounds)."""
+    import time
+
+    from storemon_app.event_pump import EventPump
+
+    report_id = trigger(client)
+    url = queue_url(settings.report_queue)
+    lost = sqs_client().receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=1)["Messages"]
+    assert len(lost) == 1  # ... and the invocation that had it died
+    pump = EventPump(app_module, wait_seconds=0)
+    compute = next(m for m in pump.mappings if m.handler_name == "compute_report_part")
+    while pump.pump_once(compute):
+        pass
+    assert view_of(client, report_id)["status"] == "Running"
+    deadline = time.monotonic() + 10
+    while view_of(client, report_id)["status"] == "Running":
+        assert time.monotonic() < deadline, "the lost part was not redelivered"
+        pump.pump_once(compute)
+        time.sleep(0.2)
+    assert view_of(client, report_id)["status"] == "Complete"
+
+
+def test_a_worker_that_cannot_reach_storage_ends_failed_with_a_clear_reason(client, ingested, monkeypatch):
+    import boto3
+    from botocore.config import Config
+    from chalicelib.aws import _region
+
+    report_id = trigger(client)
+    unreachable = boto3.client("s3", region_name=_region(), endpoint_url="http://127.0.0.1:9",
+                               config=Config(retries={"max_attempts": 1}, connect_timeout=1))
+    monkeypatch.setattr("chalicelib.reporting.s3_client", lambda: unreachable)
+    body = take_messages(settings.report_queue)[0]["Body"]
+    for attempt in range(1, app_module.MAX_PART_ATTEMPTS):
+        with pytest.raises(Exception):
+            app_module.compute_report_part(
+                client.events.generate_sqs_event(message_bodies=[body], queue_name=settings.report_queue), None)
+        assert view_of(client, report_id)["status"] == "Running"
+    deliver_part(client, body, attempts=app_module.MAX_PART_ATTEMPTS)
+    view = view_of(client, report_id)
+    assert view["status"] == "Failed" and view["error_code"] == "PART_FAILED"
+    assert "127.0.0.1" not in view["error"]
