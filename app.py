@@ -5,44 +5,117 @@ Handlers stay thin: they translate HTTP or SQS into calls on the services in
 """
 from __future__ import annotations
 
+import functools
+import hmac
+import os
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable, Optional
 
 from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
+from chalicelib.dead_letters import (
+    dead_letter_queue,
+    forward_to_dead_letters,
+    settle_ingest_dead_letter,
+    settle_report_dead_letter,
+)
 from chalicelib.drops import drops_from_notification, ingest_drop
-from chalicelib.reporting import ReportInputError, ReportPart, ReportService, job_view
+from chalicelib.logs import bind_request, log
+from chalicelib.reporting import (
+    FAILURES,
+    ReportGone,
+    ReportInputError,
+    ReportPart,
+    ReportService,
+    TriggerError,
+    job_view,
+)
 from chalicelib.settings import settings
 
 app = Chalice(app_name="storemon")
 app.api.cors = False
 
-#: A job Running longer than this is reported Failed (its worker died unseen).
-REPORT_TIMEOUT_SECONDS = 15 * 60
 #: Deliveries of one part before the job is given up as Failed (the queue's DLQ takes 5).
 MAX_PART_ATTEMPTS = 3
+#: A job Running longer than this is reported Failed (its worker died unseen). Sized to the
+#: retries: a part takes ~1 s, its function times out at 30 s, and a failed or lost delivery
+#: comes back after the report queue's 90 s visibility timeout, so 3 attempts end within
+#: 2 x 90 + 30 = 210 s (tests/test_pipeline_safety.py checks the three settings agree).
+REPORT_TIMEOUT_SECONDS = 5 * 60
 
 
 def _service() -> ReportService:
     return ReportService(settings)
 
 
-def _error(status: int, message: str) -> Response:
-    return Response(body={"error": message, "status_code": status}, status_code=status)
+#: Deployed stages: API Gateway refuses calls without a valid ``x-api-key`` (the usage
+#: plan and key are in infra/resources.json). ``chalice local`` ignores this flag, so
+#: locally ``STOREMON_API_KEY`` turns on the same check in the app (``_refusal``).
+API_KEY_REQUIRED = True
+#: What get_report can answer in: ``format=`` values and media types of ``Accept``.
+FORMATS = {"json", "csv"}
+_ACCEPTABLE = ("*/*", "application/*", "application/json", "text/*", "text/csv")
 
 
-@app.route("/trigger_report", methods=["POST", "GET"])
+def _error(status: int, message: str, **extra: Any) -> Response:
+    return Response(body={"error": message, "status_code": status, **extra}, status_code=status)
+
+
+def _refusal() -> Optional[Response]:
+    """The error every route answers before doing anything: a missing or wrong local API
+    key (401), or an ``Accept`` header asking only for what we cannot produce (406)."""
+    request = app.current_request
+    headers = request.headers or {}
+    expected = os.environ.get("STOREMON_API_KEY")
+    if expected and not hmac.compare_digest(headers.get("x-api-key", "").encode(), expected.encode()):
+        return _error(401, "a valid API key is required in the x-api-key header")
+    accept = headers.get("accept", "").strip()
+    if accept:
+        types = [item.split(";", 1)[0].strip().lower() for item in accept.split(",")]
+        if not any(media in _ACCEPTABLE for media in types):
+            return _error(406, f"cannot answer in {accept[:80]!r}: this API answers application/json "
+                               "(and text/csv for a Complete report)")
+    return None
+
+
+def _json_errors(view: Callable[[], Any]) -> Callable[[], Any]:
+    """Unexpected errors answer JSON like every other error; the details go to the log."""
+    @functools.wraps(view)
+    def guarded() -> Any:
+        bind_request(app.current_request.lambda_context)
+        refusal = _refusal()
+        if refusal is not None:
+            return refusal
+        try:
+            return view()
+        except Exception:
+            log.exception("unhandled error in %s", view.__name__,
+                          request_id=(app.current_request.context or {}).get("requestId"))
+            return _error(500, "internal error; try again, and if it persists tell the operators the time "
+                               "of the request")
+    return guarded
+
+
+@app.route("/trigger_report", methods=["POST", "GET"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
 def trigger_report() -> Response:
     """Start a report; the client polls ``get_report`` with the returned id."""
-    report_id = _service().trigger()
+    try:
+        report_id = _service().trigger()
+    except TriggerError as error:
+        # The job exists and is Failed: say so with its id, so nobody waits on it.
+        return _error(503, str(error), error_code=error.code, report_id=error.report_id)
     return Response(body={"report_id": report_id}, status_code=202)
 
 
-@app.route("/get_report", methods=["GET"])
+@app.route("/get_report", methods=["GET"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
 def get_report() -> Any:
     params = app.current_request.query_params or {}
+    if params.get("format", "json") not in FORMATS:
+        return _error(406, f"format {params['format'][:20]!r} is not available; use json or csv")
     raw_id = (params.get("report_id") or "").strip()
     if not raw_id:
         return _error(400, "query parameter report_id is required")
@@ -54,38 +127,74 @@ def get_report() -> Any:
     job = service.jobs.get(report_id)
     if job is None:
         return _error(404, f"no report with id {report_id}")
+    if job.expires_at is not None and job.expires_at.timestamp() < time.time():
+        return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     if job.status == "Running" and time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS:
-        service.jobs.fail(report_id, f"the report did not finish within {REPORT_TIMEOUT_SECONDS} s")
+        log.warning("report timed out", report_id=report_id, seconds=REPORT_TIMEOUT_SECONDS,
+                    parts_done=sorted(int(p) for p in job.parts_done or ()), parts_total=int(job.parts_total))
+        service.jobs.fail(report_id, "TIMED_OUT", FAILURES["TIMED_OUT"])
         job = service.jobs.get(report_id)
     view = job_view(job)
     if job.status != "Complete":
         return view
     accept = (app.current_request.headers or {}).get("accept", "")
-    if params.get("format") == "csv" or "text/csv" in accept:
-        return Response(body=service.csv_body(job).decode("utf-8"), status_code=200,
-                        headers={"Content-Type": "text/csv",
-                                 "Content-Disposition": f'attachment; filename="report-{report_id}.csv"'})
+    try:
+        if params.get("format") == "csv" or "text/csv" in accept:
+            return Response(body=service.csv_body(job).decode("utf-8"), status_code=200,
+                            headers={"Content-Type": "text/csv",
+                                     "Content-Disposition": f'attachment; filename="report-{report_id}.csv"'})
+        service.check_csv_exists(job)
+    except ReportGone:
+        log.info("report CSV is gone", report_id=report_id)
+        return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     view["download_url"] = service.download_url(job)
     return view
+
+
+@app.route("/trigger_report", methods=["PUT", "DELETE", "PATCH"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
+def trigger_report_other_methods() -> Response:
+    """Answer wrong methods ourselves: Chalice's own 405 is not in the API's JSON shape."""
+    return _not_allowed("GET, POST")
+
+
+@app.route("/get_report", methods=["POST", "PUT", "DELETE", "PATCH"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
+def get_report_other_methods() -> Response:
+    return _not_allowed("GET")
+
+
+def _not_allowed(allowed: str) -> Response:
+    response = _error(405, f"method {app.current_request.method} is not allowed here; use {allowed}")
+    response.headers["Allow"] = allowed
+    return response
 
 
 @app.on_sqs_message(queue=settings.report_queue, batch_size=1)
 def compute_report_part(event: SQSEvent) -> None:
     """One fan-out part of a report. Retries transient errors through SQS,
     then gives the job up as Failed so clients never wait forever."""
+    bind_request(event.context)
     service = _service()
     for record in event:
-        part = ReportPart.from_json(record.body)
+        try:
+            part = ReportPart.from_json(record.body)
+        except (ValueError, KeyError, TypeError) as error:
+            forward_to_dead_letters(settings.report_queue, record.body, str(error), _message_id(record))
+            continue
         attempts = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", "1"))
+        ids = {"report_id": part.report_id, "part": part.part, "message_id": _message_id(record),
+               "attempt": attempts}
+        log.thread_safe_append_keys(**ids)  # on every line this part logs, wherever it is logged
         try:
             service.run_part(part)
-        except ReportInputError as error:
-            service.jobs.fail(part.report_id, str(error))
-        except Exception as error:
-            app.log.exception("report %s part %s failed (attempt %s)", part.report_id, part.part, attempts)
+        except ReportInputError:
+            log.exception("report part cannot succeed", **ids)
+            service.jobs.fail(part.report_id, "PART_FAILED", FAILURES["PART_FAILED"])
+        except Exception:
+            log.exception("report part failed", **ids)
             if attempts >= MAX_PART_ATTEMPTS:
-                service.jobs.fail(part.report_id, f"part {part.part} failed {attempts} times: "
-                                                  f"{type(error).__name__}: {error}")
+                service.jobs.fail(part.report_id, "PART_FAILED", FAILURES["PART_FAILED"])
                 continue
             raise
 
@@ -93,6 +202,34 @@ def compute_report_part(event: SQSEvent) -> None:
 @app.on_sqs_message(queue=settings.ingest_queue, batch_size=1)
 def ingest_csv_drop(event: SQSEvent) -> None:
     """A CSV landed under incoming/ in the bucket (S3 -> SQS notification)."""
+    bind_request(event.context)
     for record in event:
-        for drop in drops_from_notification(record.body):
+        try:
+            drops = drops_from_notification(record.body)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            forward_to_dead_letters(settings.ingest_queue, record.body, str(error), _message_id(record))
+            continue
+        for drop in drops:
+            log.thread_safe_append_keys(ingestion_id=drop.ingestion_id, message_id=_message_id(record))
+            log.info("ingesting")
             ingest_drop(drop, settings)
+
+
+@app.on_sqs_message(queue=dead_letter_queue(settings.report_queue), batch_size=10)
+def report_dead_letters(event: SQSEvent) -> None:
+    """Parts SQS gave up on: their reports become Failed (DEAD_LETTER), never silently stuck."""
+    bind_request(event.context)
+    for record in event:
+        settle_report_dead_letter(record.body, _message_id(record))
+
+
+@app.on_sqs_message(queue=dead_letter_queue(settings.ingest_queue), batch_size=10)
+def ingest_dead_letters(event: SQSEvent) -> None:
+    """S3 events SQS gave up on: their ingestions become Failed with the reason."""
+    bind_request(event.context)
+    for record in event:
+        settle_ingest_dead_letter(record.body, _message_id(record))
+
+
+def _message_id(record: Any) -> str:
+    return str(record.to_dict().get("messageId", ""))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable, Iterator, Optional
@@ -18,6 +17,8 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import s3_client
+from chalicelib.core.spreadsheet import inert
+from chalicelib.logs import log
 from chalicelib.ingestion import (
     HOURS,
     STATUS,
@@ -33,7 +34,6 @@ from chalicelib.settings import Settings
 from chalicelib.storage.ingestions import COMPLETE, FAILED, REJECTED, IngestionRepository
 from chalicelib.storage.models import IngestionRecord
 
-log = logging.getLogger(__name__)
 
 INCOMING_PREFIX = "incoming/"
 KIND_BY_PREFIX = {f"{INCOMING_PREFIX}status/": STATUS, f"{INCOMING_PREFIX}hours/": HOURS,
@@ -46,6 +46,8 @@ class S3Drop:
     bucket: str
     key: str
     etag: str
+    #: The version the event names (S3 sends it for versioned buckets); "" when absent.
+    version_id: str = ""
 
     @property
     def ingestion_id(self) -> str:
@@ -94,12 +96,14 @@ def drops_from_notification(body: str) -> list[S3Drop]:
         key = unquote_plus(s3["object"]["key"])
         if key.endswith(REJECTIONS_SUFFIX) or not key.startswith(INCOMING_PREFIX):
             continue
-        drops.append(S3Drop(s3["bucket"]["name"], key, str(s3["object"].get("eTag", "")).strip('"')))
+        drops.append(S3Drop(s3["bucket"]["name"], key, str(s3["object"].get("eTag", "")).strip('"'),
+                            str(s3["object"].get("versionId") or "")))
     return drops
 
 
 class _RejectionFile:
-    """Collects rejected rows as CSV in a spooled temporary file."""
+    """Collects rejected rows as CSV in a spooled temporary file; a row that starts like a
+    spreadsheet formula is written inert (``core.spreadsheet``), as in reports."""
 
     def __init__(self) -> None:
         self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
@@ -108,7 +112,7 @@ class _RejectionFile:
         self._writer.writerow(["line", "reason", "row"])
 
     def write(self, rejection: Rejection) -> None:
-        self._writer.writerow([rejection.line, rejection.reason, rejection.raw])
+        self._writer.writerow([rejection.line, inert(rejection.reason), inert(rejection.raw)])
 
     def bytes_io(self) -> IO[bytes]:
         self._text.flush()
@@ -129,7 +133,11 @@ def ingest_source(
     """Ingest one file and record it. Whole-file rejections are recorded, not raised;
     unexpected errors mark the record Failed and propagate (so SQS retries)."""
     records = IngestionRepository()
-    record = records.start(ingestion_id, source)
+    record = records.claim(ingestion_id, source)
+    if record is None:  # another delivery of the same file has it, or had it
+        held = records.get(ingestion_id)
+        log.info("%s is already claimed (%s); this delivery stops", ingestion_id, held.status if held else "?")
+        return held, None
     rejections = _RejectionFile()
     try:
         result = ingest_lines(lines, settings, expected_kind=expected_kind,
@@ -148,6 +156,39 @@ def ingest_source(
     return record, result
 
 
+class Superseded(Exception):
+    """The version an event names no longer exists (overwritten on an unversioned bucket)."""
+
+
+def open_drop(drop: S3Drop) -> Any:
+    """The body of exactly the object version the event names, never a later one.
+
+    By version id when the event has it; else by ETag: ``IfMatch`` reads the current
+    object only if it is still that version, and otherwise (overwritten meanwhile) the
+    bucket's versions are searched for it. The bucket is versioned (infra/resources.json),
+    so an overwritten drop is still there to be read.
+    """
+    client = s3_client()
+    if drop.version_id:
+        return client.get_object(Bucket=drop.bucket, Key=drop.key, VersionId=drop.version_id)["Body"]
+    if not drop.etag:
+        return client.get_object(Bucket=drop.bucket, Key=drop.key)["Body"]
+    try:
+        return client.get_object(Bucket=drop.bucket, Key=drop.key, IfMatch=f'"{drop.etag}"')["Body"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+            raise
+    pages = client.get_paginator("list_object_versions").paginate(Bucket=drop.bucket, Prefix=drop.key)
+    for page in pages:
+        for version in page.get("Versions", []):
+            if version["Key"] == drop.key and version["ETag"].strip('"') == drop.etag:
+                log.info("s3://%s/%s was overwritten; reading its version %s", drop.bucket, drop.key,
+                         version["VersionId"])
+                return client.get_object(Bucket=drop.bucket, Key=drop.key,
+                                         VersionId=version["VersionId"])["Body"]
+    raise Superseded(drop.ingestion_id)
+
+
 def ingest_drop(drop: S3Drop, settings: Settings) -> Optional[IngestionRecord]:
     """Ingest an S3 object once: a second event for the same object version is a no-op."""
     previous = IngestionRepository().get(drop.ingestion_id)
@@ -155,15 +196,21 @@ def ingest_drop(drop: S3Drop, settings: Settings) -> Optional[IngestionRecord]:
         log.info("already ingested %s (%s)", drop.ingestion_id, previous.status)
         return previous
     try:
-        body = s3_client().get_object(Bucket=drop.bucket, Key=drop.key)["Body"]
+        body = open_drop(drop)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
+        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NoSuchVersion"):
             raise
         # Deleted before we got to it: retrying cannot help, so record it and move on.
         log.warning("s3://%s/%s is gone; nothing to ingest", drop.bucket, drop.key)
         records = IngestionRepository()
         return records.finish(records.start(drop.ingestion_id, f"s3://{drop.bucket}/{drop.key}"), REJECTED,
                               error="the object was deleted before it could be ingested")
+    except Superseded:
+        log.warning("s3://%s/%s was overwritten and version %s is gone", drop.bucket, drop.key, drop.etag)
+        records = IngestionRepository()
+        return records.finish(records.start(drop.ingestion_id, f"s3://{drop.bucket}/{drop.key}"), REJECTED,
+                              error="superseded: the object was overwritten before it could be ingested, "
+                                    "and this version no longer exists")
 
     def save_rejections(data: IO[bytes]) -> str:
         key = drop.key + REJECTIONS_SUFFIX
@@ -173,6 +220,7 @@ def ingest_drop(drop: S3Drop, settings: Settings) -> Optional[IngestionRecord]:
     record, _ = ingest_source(byte_lines(body), f"s3://{drop.bucket}/{drop.key}",
                               drop.ingestion_id, settings, expected_kind=drop.expected_kind,
                               save_rejections=save_rejections)
-    log.info("ingested %s: %s, %s accepted, %s rejected", drop.key, record.status,
-             record.rows_accepted, record.rows_rejected)
+    if record is not None:
+        log.info("ingested %s: %s, %s accepted, %s rejected", drop.key, record.status,
+                 record.rows_accepted, record.rows_rejected, ingestion_id=drop.ingestion_id)
     return record

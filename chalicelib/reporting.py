@@ -18,10 +18,14 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Optional
 
+from botocore.exceptions import ClientError
+
 from chalicelib.aws import queue_url, s3_client, sqs_client
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
 from chalicelib.core.report import CSV_HEADER, READ_RANGE, store_report
+from chalicelib.core.spreadsheet import is_formula_like
 from chalicelib.core.schedule import WeeklySchedule
+from chalicelib.logs import log
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
 from chalicelib.storage.models import ReportJob
@@ -31,6 +35,34 @@ from chalicelib.storage.store_maps import business_hours_repository, timezone_re
 
 class ReportInputError(Exception):
     """The job cannot succeed however often it is retried (e.g. no data)."""
+
+
+#: What a client sees of a Failed job: a stable code and a sentence. Never exception
+#: text, endpoints, buckets or keys: those go to the logs, under the report id.
+FAILURES = {
+    "NO_DATA": "no polls have been ingested yet, so there is nothing to report",
+    "TIMED_OUT": "the report did not finish in time; trigger a new one",
+    "PART_FAILED": "part of the report could not be computed after several attempts; trigger a new "
+                   "one, and if it fails again give the operators this report id",
+    "QUEUE_UNAVAILABLE": "the report could not be started because its work queue was unavailable; "
+                         "trigger a new one",
+    "DEAD_LETTER": "part of the report was given up by the queue after repeated failures; trigger a "
+                   "new one, and if it fails again give the operators this report id",
+    "REPORT_EXPIRED": "the report's CSV has expired; trigger a new report",
+}
+
+
+class TriggerError(Exception):
+    """The job was created but could not be started; it is marked Failed (``report_id``)."""
+
+    def __init__(self, report_id: str, code: str) -> None:
+        super().__init__(FAILURES[code])
+        self.report_id = report_id
+        self.code = code
+
+
+class ReportGone(Exception):
+    """A Complete job whose CSV no longer exists (the bucket's lifecycle removed it)."""
 
 
 @dataclass(frozen=True)
@@ -77,24 +109,31 @@ class ReportService:
 
     # -- trigger ----------------------------------------------------------
     def trigger(self) -> str:
+        """Create the job (with its plan) and queue its parts. Raises ``TriggerError`` when the
+        parts could not all be queued: the job is then Failed, never left Running unwatched."""
         report_id = str(uuid.uuid4())
         data_now = self.state.latest_poll_at()
         plan = plan_parts(self.settings.poll_shards, self.settings.report_parts)
-        self.jobs.create(report_id, parts_total=len(plan), data_now=data_now)
+        self.jobs.create(report_id, plan=plan, data_now=data_now)
         if data_now is None:
-            self.jobs.fail(report_id, "no polls have been ingested yet, so there is nothing to report")
+            self.jobs.fail(report_id, "NO_DATA", FAILURES["NO_DATA"])
             return report_id
         messages = [ReportPart(report_id, index, shards, data_now) for index, shards in enumerate(plan)]
-        url = queue_url(self.settings.report_queue)
-        for start in range(0, len(messages), 10):
-            batch = messages[start:start + 10]
-            response = sqs_client().send_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(m.part), "MessageBody": m.to_json()} for m in batch],
-            )
-            if response.get("Failed"):
-                self.jobs.fail(report_id, f"could not queue the report's parts: {response['Failed']}")
-                break
+        try:
+            url = queue_url(self.settings.report_queue)
+            for start in range(0, len(messages), 10):
+                batch = messages[start:start + 10]
+                response = sqs_client().send_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(m.part), "MessageBody": m.to_json()} for m in batch],
+                )
+                if response.get("Failed"):
+                    raise RuntimeError(f"SendMessageBatch refused {response['Failed']}")
+        except Exception:
+            log.exception("could not queue the report's parts", report_id=report_id)
+            self.jobs.fail(report_id, "QUEUE_UNAVAILABLE", FAILURES["QUEUE_UNAVAILABLE"])
+            raise TriggerError(report_id, "QUEUE_UNAVAILABLE") from None
+        log.info("report triggered", report_id=report_id, parts=len(plan), data_now=data_now)
         return report_id
 
     # -- one part ---------------------------------------------------------
@@ -121,15 +160,24 @@ class ReportService:
             raise ReportInputError(f"report {part.report_id} does not exist")
         if job.status != "Running":
             return job  # a replay of a finished job: nothing to do
+        mismatch = part_mismatch(job, part)
+        if mismatch:
+            # Not in the plan: a forged or corrupted message. It must not count, nor
+            # overwrite a real part's object; the job goes on (or times out) without it.
+            log.warning("report part ignored: %s", mismatch, report_id=part.report_id, part=part.part)
+            return job
         rows = self.compute_rows(part.shards, part.data_now)
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
         s3_client().put_object(Bucket=self.settings.bucket, Key=part_key(part.report_id, part.part),
                                Body=buffer.getvalue().encode("utf-8"), ContentType="text/csv")
-        job = self.jobs.mark_part_done(part.report_id, part.part)
-        if len(job.parts_done or ()) >= job.parts_total:
-            self.assemble(job)
-        return job
+        updated = self.jobs.mark_part_done(part.report_id, part.part)
+        if updated is None:
+            return self.jobs.get(part.report_id)  # finished (Failed or Complete) meanwhile
+        log.info("report part done", report_id=part.report_id, part=part.part, rows=len(rows))
+        if set(int(p) for p in updated.parts_done or ()) == set(range(len(job_plan(updated)))):
+            self.assemble(updated)
+        return updated
 
     # -- assemble ---------------------------------------------------------
     def _part_lines(self, report_id: str, part: int) -> Iterator[str]:
@@ -139,12 +187,18 @@ class ReportService:
                 yield line.decode("utf-8") + "\n"
 
     def assemble(self, job: ReportJob) -> None:
-        """Stream-merge the sorted parts into the final CSV; safe to run twice."""
+        """Stream-merge the sorted parts into the final CSV; safe to run twice.
+
+        Parts hold raw store ids (the merge order is theirs); only the final CSV, which
+        people open in spreadsheets, gets formula-like ids quoted (``core.spreadsheet``).
+        """
         streams = [self._part_lines(job.report_id, part) for part in range(int(job.parts_total))]
         rows = 0
         with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out:
             out.write((",".join(CSV_HEADER) + "\n").encode("utf-8"))
             for line in heapq.merge(*streams, key=lambda line: line.split(",", 1)[0]):
+                if is_formula_like(line):  # the line starts with the store id
+                    line = "'" + line
                 out.write(line.encode("utf-8"))
                 rows += 1
             out.seek(0)
@@ -163,7 +217,45 @@ class ReportService:
         )
 
     def csv_body(self, job: ReportJob) -> bytes:
-        return s3_client().get_object(Bucket=self.settings.bucket, Key=job.s3_key)["Body"].read()
+        """The CSV's bytes; ``ReportGone`` when the bucket no longer has it."""
+        try:
+            return s3_client().get_object(Bucket=self.settings.bucket, Key=job.s3_key)["Body"].read()
+        except ClientError as error:
+            if _error_code(error) in ("NoSuchKey", "404"):
+                raise ReportGone(job.report_id) from None
+            raise
+
+    def check_csv_exists(self, job: ReportJob) -> None:
+        """Raise ``ReportGone`` rather than hand out a URL to nothing."""
+        try:
+            s3_client().head_object(Bucket=self.settings.bucket, Key=job.s3_key)
+        except ClientError as error:
+            if _error_code(error) in ("NoSuchKey", "404", "NotFound"):
+                raise ReportGone(job.report_id) from None
+            raise
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def job_plan(job: ReportJob) -> list[list[int]]:
+    """The job's plan; jobs created before plans were stored get the plan their part count implies."""
+    if job.plan:
+        return [list(shards) for shards in json.loads(job.plan)]
+    return [[] for _ in range(int(job.parts_total))]
+
+
+def part_mismatch(job: ReportJob, part: ReportPart) -> Optional[str]:
+    """Why ``part`` does not belong to ``job``'s plan, or None when it does."""
+    plan = job_plan(job)
+    if not 0 <= part.part < len(plan):
+        return f"part {part.part} is not in the plan of {len(plan)} parts"
+    if job.plan and sorted(part.shards) != sorted(plan[part.part]):
+        return f"part {part.part} names shards {part.shards}, the plan says {plan[part.part]}"
+    if job.data_now is not None and part.data_now != int(job.data_now):
+        return f"part {part.part} names data_now {part.data_now}, the job says {int(job.data_now)}"
+    return None
 
 
 def job_view(job: ReportJob) -> dict[str, Any]:
@@ -178,5 +270,6 @@ def job_view(job: ReportJob) -> dict[str, Any]:
         view["rows"] = int(job.rows or 0)
         view["completed_at"] = job.completed_at.isoformat() if job.completed_at else None
     if job.status == "Failed":
+        view["error_code"] = job.error_code or "FAILED"
         view["error"] = job.error
     return view

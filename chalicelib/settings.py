@@ -35,6 +35,8 @@ class Settings:
     retention_days: int
     #: Rows per write batch when ingesting polls; bounds ingestion memory.
     ingest_batch_rows: int
+    #: Lifetime of a report's download URL (``PRESIGN_SECONDS``, default 15 minutes): long
+    #: enough to start a download, short enough that a leaked URL soon stops working.
     presign_seconds: int
 
     @classmethod
@@ -57,7 +59,7 @@ class Settings:
             report_parts=int(_env("REPORT_PARTS", "4")),
             retention_days=int(_env("POLL_RETENTION_DAYS", "30")),
             ingest_batch_rows=int(_env("INGEST_BATCH_ROWS", "250000")),
-            presign_seconds=int(_env("PRESIGN_SECONDS", "3600")),
+            presign_seconds=int(_env("PRESIGN_SECONDS", "900")),
         )
 
 

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -21,9 +22,14 @@ class ApiError(Exception):
 class ReportClient:
     api_url: str
     timeout: float = 30.0
+    #: Sent as ``x-api-key``; default ``STOREMON_API_KEY`` (a deployed stage's key, or the local one).
+    api_key: Optional[str] = field(default_factory=lambda: os.environ.get("STOREMON_API_KEY"))
 
     def _request(self, method: str, path: str, headers: Optional[dict[str, str]] = None) -> tuple[int, bytes, dict]:
-        request = urllib.request.Request(self.api_url.rstrip("/") + path, method=method, headers=headers or {})
+        headers = dict(headers or {})
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        request = urllib.request.Request(self.api_url.rstrip("/") + path, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, response.read(), dict(response.headers)

@@ -2,8 +2,9 @@
 
 For each ``@app.on_sqs_message`` handler: receive from its queue, invoke the
 very same handler with a Lambda-shaped event, delete the message on success,
-and leave it for redelivery on failure (after a short backoff here instead of
-the full visibility timeout, so local runs do not stall for minutes).
+and leave it for redelivery on failure. As on Lambda, a failed message comes back only
+when the queue's visibility timeout ends (never sooner: a local shortcut would hide
+how long a lost or failing part really takes to be retried).
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from typing import Any, Callable, Optional
 from chalicelib.aws import queue_url, sqs_client
 
 log = logging.getLogger("storemon.pump")
-RETRY_BACKOFF_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,11 @@ class EventPump:
     def pump_once(self, mapping: QueueMapping) -> int:
         """Receive one batch from the mapping's queue and invoke its handler; returns messages seen."""
         url = queue_url(mapping.queue)
+        # Dead-letter queues are nearly always empty: a short poll keeps them from holding
+        # up the busy queues this thread also serves.
+        wait = 0 if mapping.queue.endswith("-dlq") else self.wait_seconds
         response = sqs_client().receive_message(
-            QueueUrl=url, MaxNumberOfMessages=mapping.batch_size, WaitTimeSeconds=self.wait_seconds,
+            QueueUrl=url, MaxNumberOfMessages=mapping.batch_size, WaitTimeSeconds=wait,
             AttributeNames=["All"], MessageAttributeNames=["All"])
         messages = response.get("Messages", [])
         if not messages:
@@ -106,12 +109,10 @@ class EventPump:
         try:
             mapping.handler(event, LambdaContext(mapping.handler_name))
         except Exception:
-            log.exception("%s failed; its message(s) will be redelivered", mapping.handler_name)
+            log.exception("%s failed; its message(s) come back after the queue's visibility timeout",
+                          mapping.handler_name)
             self._record(mapping, ok=False, seconds=time.perf_counter() - started,
                          cpu=time.thread_time() - cpu_started)
-            for message in messages:
-                sqs_client().change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
-                                                       VisibilityTimeout=RETRY_BACKOFF_SECONDS)
         else:
             self._record(mapping, ok=True, seconds=time.perf_counter() - started,
                          cpu=time.thread_time() - cpu_started)

@@ -23,6 +23,16 @@ TEMPLATE_PATH = PROJECT_ROOT / "infra" / "resources.json"
 ACCOUNT_ID = "123456789012"
 
 
+#: Resources that only exist around a deployed API and its alarms: the API key, usage plan
+#: and throttling, API Gateway's own error responses, CloudWatch alarms. Locally there is
+#: no API Gateway (``chalice local`` serves the app; the app itself checks the key when
+#: ``STOREMON_API_KEY`` is set), so the applier skips exactly these types, by name.
+DEPLOYED_ONLY_TYPES = frozenset({
+    "AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey",
+    "AWS::ApiGateway::GatewayResponse", "AWS::CloudWatch::Alarm",
+})
+
+
 class TemplateError(Exception):
     """The template uses something this applier does not know how to create."""
 
@@ -85,13 +95,14 @@ class StackApplier:
                                               "RedrivePolicy"}),
             "AWS::SQS::QueuePolicy": (self._queue_policy, {"Queues", "PolicyDocument"}),
             "AWS::S3::Bucket": (self._bucket, {"BucketName", "NotificationConfiguration",
-                                               "LifecycleConfiguration"}),
+                                               "LifecycleConfiguration", "VersioningConfiguration"}),
         }
 
     def validate(self) -> list[tuple[str, dict[str, Any]]]:
         """Refuse, before creating anything, what this applier cannot reproduce faithfully."""
         creators = self._creators()
-        ordered = self._ordered_resources()
+        ordered = [(logical, resource) for logical, resource in self._ordered_resources()
+                   if resource["Type"] not in DEPLOYED_ONLY_TYPES]
         for logical, resource in ordered:
             if resource["Type"] not in creators:
                 raise TemplateError(f"{logical}: resource type {resource['Type']} is not supported")
@@ -175,6 +186,9 @@ class StackApplier:
                 raise
         self.names[logical] = name
         self.arns[logical] = f"arn:aws:s3:::{name}"
+        versioning = props.get("VersioningConfiguration")
+        if versioning:
+            self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
         notification = props.get("NotificationConfiguration")
         if notification:
             queues = []
@@ -187,8 +201,20 @@ class StackApplier:
                 Bucket=name, NotificationConfiguration={"QueueConfigurations": queues})
         lifecycle = props.get("LifecycleConfiguration")
         if lifecycle:
-            rules = [{"ID": rule["Id"], "Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")},
-                      "Expiration": {"Days": rule["ExpirationInDays"]}} for rule in lifecycle["Rules"]]
+            rules = []
+            for rule in lifecycle["Rules"]:
+                unknown = set(rule) - {"Id", "Status", "Prefix", "ExpirationInDays",
+                                       "NoncurrentVersionExpirationInDays"}
+                if unknown:
+                    raise TemplateError(f"{logical}: lifecycle rule properties {sorted(unknown)} are not supported")
+                entry: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"],
+                                         "Filter": {"Prefix": rule.get("Prefix", "")}}
+                if "ExpirationInDays" in rule:
+                    entry["Expiration"] = {"Days": rule["ExpirationInDays"]}
+                if "NoncurrentVersionExpirationInDays" in rule:
+                    entry["NoncurrentVersionExpiration"] = {"NoncurrentDays":
+                                                            rule["NoncurrentVersionExpirationInDays"]}
+                rules.append(entry)
             self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
 
 

@@ -151,14 +151,15 @@ def test_worker_retries_then_fails_job(client, ingested, monkeypatch):
     event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(app_module.MAX_PART_ATTEMPTS)
     app_module.compute_report_part(event, None)  # last attempt: give the job up, do not crash-loop
     view = client.http.get(f"/get_report?report_id={report_id}").json_body
-    assert view["status"] == "Failed" and "table unavailable" in view["error"]
+    assert view["status"] == "Failed" and view["error_code"] == "PART_FAILED"
+    assert "table unavailable" not in view["error"]  # details go to the logs, not to clients
 
 
 def test_running_job_past_deadline_is_failed(client, ingested, monkeypatch):
     report_id = _trigger(client)
     monkeypatch.setattr(app_module, "REPORT_TIMEOUT_SECONDS", -1)
     view = client.http.get(f"/get_report?report_id={report_id}").json_body
-    assert view["status"] == "Failed" and "did not finish" in view["error"]
+    assert view["status"] == "Failed" and view["error_code"] == "TIMED_OUT" and "in time" in view["error"]
     assert ReportJobRepository().get(report_id).status == "Failed"
 
 

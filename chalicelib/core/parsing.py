@@ -126,11 +126,34 @@ def parse_timezone(text: str) -> str:
     return value
 
 
+#: Longest store id accepted: real ids are 19 digits or a 36-character UUID.
+STORE_ID_MAX_LENGTH = 128
+#: Printable characters that still may not appear in a store id: the CSV separator
+#: and quote (every file we read and write is CSV) and the storage layer's old separator.
+STORE_ID_FORBIDDEN = frozenset(',"|')
+_CHARACTER_NAMES = {"\t": "TAB", "\n": "newline", "\r": "carriage return", "\x00": "NUL"}
+
+
 def parse_store_id(text: str) -> str:
-    """Store ids stay strings: 19-digit ids do not survive a float."""
+    """Store ids stay strings (19-digit ids do not survive a float), checked by an allow-list.
+
+    Printable characters only (``str.isprintable``: no TAB, newline, other control or
+    Unicode separator characters), none of ``STORE_ID_FORBIDDEN``, at most
+    ``STORE_ID_MAX_LENGTH`` long. Why: an id is a field of every CSV we write and a key
+    of the poll storage's encoding; an id holding a separator once made every later
+    report fail.
+    """
     value = text.strip()
     if not value:
         raise InvalidField("store_id is empty")
-    if len(value) > 128 or any(c in value for c in "|\n\r,\""):
-        raise InvalidField(f"store_id {text[:40]!r} is too long or has a forbidden character")
+    if len(value) > STORE_ID_MAX_LENGTH:
+        raise InvalidField(f"store_id {value[:40]!r}... is {len(value)} characters long, "
+                           f"more than {STORE_ID_MAX_LENGTH}")
+    if not value.isprintable():
+        bad = next(c for c in value if not c.isprintable())
+        name = _CHARACTER_NAMES.get(bad, f"U+{ord(bad):04X}")
+        raise InvalidField(f"store_id {value[:40]!r} holds a non-printable character ({name})")
+    if not STORE_ID_FORBIDDEN.isdisjoint(value):
+        bad = next(c for c in value if c in STORE_ID_FORBIDDEN)
+        raise InvalidField(f"store_id {value[:40]!r} holds the separator {bad!r}")
     return value

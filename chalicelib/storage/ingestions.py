@@ -1,12 +1,18 @@
 """Ingestion records: one item per ingested file."""
 from __future__ import annotations
 
+import time
 from typing import Optional
+
+from pynamodb.exceptions import PutError
 
 from chalicelib.storage.jobs import utcnow
 from chalicelib.storage.models import IngestionRecord
 
 RUNNING, COMPLETE, REJECTED, FAILED = "Running", "Complete", "Rejected", "Failed"
+#: How long a claim holds a file: above the ingest function's 900 s timeout, so only a
+#: dead worker's claim ever expires (then the next delivery takes the file over).
+CLAIM_SECONDS = 960
 
 
 class IngestionRepository:
@@ -19,6 +25,24 @@ class IngestionRepository:
     def start(self, ingestion_id: str, source: str) -> IngestionRecord:
         record = IngestionRecord(ingestion_id, source=source, status=RUNNING, started_at=utcnow())
         record.save()
+        return record
+
+    def claim(self, ingestion_id: str, source: str, seconds: int = CLAIM_SECONDS) -> Optional[IngestionRecord]:
+        """Start ingesting a file unless another delivery already has it: a conditional write
+        (the Powertools idempotency pattern). None when the file is done, or Running under a
+        live claim; a Failed record, or a Running one whose worker died (claim expired), is
+        taken over."""
+        now = time.time()
+        record = IngestionRecord(ingestion_id, source=source, status=RUNNING, started_at=utcnow(),
+                                 claimed_until=int(now) + seconds)
+        try:
+            record.save(condition=IngestionRecord.ingestion_id.does_not_exist()
+                        | (IngestionRecord.status == FAILED)
+                        | ((IngestionRecord.status == RUNNING) & (IngestionRecord.claimed_until < int(now))))
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return None
         return record
 
     def finish(self, record: IngestionRecord, status: str, *, kind: Optional[str] = None,

@@ -1,6 +1,7 @@
 """Report jobs and the dataset's watermark ("now")."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -9,7 +10,10 @@ from pynamodb.exceptions import UpdateError
 from chalicelib.storage.models import DatasetState, ReportJob
 
 RUNNING, COMPLETE, FAILED = "Running", "Complete", "Failed"
-JOB_RETENTION = timedelta(days=7)
+#: Shorter than the bucket's 7-day lifecycle of reports/: a job is never shown Complete
+#: with no CSV behind it (items past ``expires_at`` that DynamoDB has not yet deleted
+#: are treated as gone by ``get_report``).
+JOB_RETENTION = timedelta(days=6)
 POLLS_STATE = "polls"
 
 
@@ -18,13 +22,14 @@ def utcnow() -> datetime:
 
 
 class ReportJobRepository:
-    def create(self, report_id: str, parts_total: int, data_now: Optional[int]) -> ReportJob:
+    def create(self, report_id: str, plan: list[list[int]], data_now: Optional[int]) -> ReportJob:
         job = ReportJob(
             report_id,
             status=RUNNING,
             created_at=utcnow(),
             data_now=data_now,
-            parts_total=parts_total,
+            parts_total=len(plan),
+            plan=json.dumps(plan, separators=(",", ":")),
             expires_at=utcnow() + JOB_RETENTION,
         )
         job.save()
@@ -36,10 +41,20 @@ class ReportJobRepository:
         except ReportJob.DoesNotExist:
             return None
 
-    def mark_part_done(self, report_id: str, part: int) -> ReportJob:
-        """Record a finished part and return the job as it is now (set: replays are harmless)."""
+    def mark_part_done(self, report_id: str, part: int) -> Optional[ReportJob]:
+        """Record a finished part and return the job as it is now (set: replays are harmless).
+
+        Conditional: only a Running job whose plan has this part counts it; otherwise
+        None (the job finished meanwhile, or the part is not in its plan).
+        """
         job = ReportJob(report_id)
-        job.update(actions=[ReportJob.parts_done.add({part})], condition=ReportJob.report_id.exists())
+        try:
+            job.update(actions=[ReportJob.parts_done.add({part})],
+                       condition=(ReportJob.status == RUNNING) & (ReportJob.parts_total > part))
+        except UpdateError as failure:
+            if failure.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            return None
         return job
 
     def complete(self, report_id: str, s3_key: str, rows: int) -> None:
@@ -53,12 +68,13 @@ class ReportJobRepository:
             condition=ReportJob.status != FAILED,
         )
 
-    def fail(self, report_id: str, error: str) -> bool:
-        """Mark a Running job Failed; False when it had already finished either way."""
+    def fail(self, report_id: str, code: str, message: str) -> bool:
+        """Mark a Running job Failed with a stable ``code`` and a sentence for people;
+        False when it had already finished either way."""
         try:
             ReportJob(report_id).update(
-                actions=[ReportJob.status.set(FAILED), ReportJob.error.set(error[:2000]),
-                         ReportJob.completed_at.set(utcnow())],
+                actions=[ReportJob.status.set(FAILED), ReportJob.error_code.set(code),
+                         ReportJob.error.set(message[:2000]), ReportJob.completed_at.set(utcnow())],
                 condition=ReportJob.status == RUNNING,
             )
         except UpdateError as failure:

@@ -102,10 +102,15 @@ class ReportJob(Model):
     #: The data's "now" (latest poll, epoch seconds), fixed when triggered.
     data_now = NumberAttribute(null=True)
     parts_total = NumberAttribute()
+    #: The plan, fixed when triggered: JSON list, item i = the shards of part i. A part
+    #: message counts only if it matches its entry (messages are not trusted blindly).
+    plan = UnicodeAttribute(null=True)
     #: Part numbers finished; a set, because SQS may deliver a part twice.
     parts_done = NumberSetAttribute(null=True)
     s3_key = UnicodeAttribute(null=True)
     rows = NumberAttribute(null=True)
+    #: For clients: a stable code and a human sentence; the details go to the logs.
+    error_code = UnicodeAttribute(null=True)
     error = UnicodeAttribute(null=True)
     completed_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
@@ -130,6 +135,8 @@ class IngestionRecord(Model):
     #: Poll storage writes, estimated in DynamoDB's billing units, and the largest item written.
     write_units = NumberAttribute(null=True)
     largest_item = NumberAttribute(null=True)
+    #: Epoch seconds until which a Running record's worker holds the file (``claim``).
+    claimed_until = NumberAttribute(null=True)
 
 
 class DatasetState(Model):
