@@ -141,3 +141,35 @@ def test_parsing_keeps_big_ids_and_drops_fractions():
     assert parse_status(" Active ") is True
     with pytest.raises(InvalidField):
         parse_status("up")
+
+
+def test_a_poll_at_exactly_now_is_evidence():
+    """Issue 12: X inactive at now and Y inactive one second earlier must tell the same story."""
+    now = at("2023-01-25 18:00", "UTC")
+    x = store_report("x", [Poll(now - 2 * H, True), Poll(now, False)], None, "UTC", now)
+    y = store_report("y", [Poll(now - 2 * H, True), Poll(now - 1, False)], None, "UTC", now)
+    assert abs(x.hour.uptime - y.hour.uptime) < 60
+    assert x.hour.uptime < 60  # both inactive for the last half of the gap and more
+    # and inside business hours only: a poll at now just after closing is not evidence
+    nine_to_six = WeeklySchedule.from_rows([(2, 9 * H, 18 * H)])
+    closed = store_report("z", [Poll(now - 2 * H, True), Poll(now, False)], nine_to_six, "UTC", now)
+    assert closed == store_report("z", [Poll(now - 2 * H, True)], nine_to_six, "UTC", now)
+
+
+def test_real_store_whose_only_poll_is_now(real_data):
+    """``006c9910…`` in the new files: one inactive poll, the latest of the file."""
+    path = real_data / "new" / "store_status.csv"
+    store = "006c9910-9126-4bb9-b5d8-cd37bc14790b"
+    polls, now = [], 0
+    with open(path) as handle:
+        next(handle)
+        for line in handle:
+            store_id, status, stamp = line.rstrip("\n").split(",")
+            moment = parse_poll_timestamp(stamp)
+            now = max(now, moment)
+            if store_id == store:
+                polls.append(Poll(moment, parse_status(status)))
+    if polls != [Poll(now, False)]:
+        pytest.skip("the real new files no longer have this store's single poll at now")
+    report = store_report(store, polls, None, "America/New_York", now)
+    assert report.hour.uptime == 0

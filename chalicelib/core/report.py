@@ -107,12 +107,16 @@ def store_report(
     """Business time and estimated uptime of one store in each window ending at ``now``.
 
     Only polls in ``[now - READ_RANGE, now]`` are used, so a report costs the
-    same whatever the length of the history.
+    same whatever the length of the history. Both ends are closed: a poll at
+    exactly ``now`` is evidence like any other. Whether it falls in business
+    time is decided by the second it opens, ``[now, now + 1)``.
     """
     rule = rule or RULES[DEFAULT_RULE_NAME]
     schedule = schedule or WeeklySchedule.always_open()
     read_start = now - READ_RANGE
-    business = business_intervals(schedule, tz_name, read_start, now)
+    # One second past now, so that an inactive poll at exactly now is judged by its
+    # own second (open or closed) rather than dropped as outside ``[start, now)``.
+    business = business_intervals(schedule, tz_name, read_start, now + 1)
     ordered = canonical_polls(polls if isinstance(polls, list) else list(polls))
     in_range = ordered[bisect.bisect_left(ordered, read_start, key=_instant):
                        bisect.bisect_right(ordered, now, key=_instant)]
