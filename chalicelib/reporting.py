@@ -19,8 +19,9 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Optional
 
 from chalicelib.aws import queue_url, s3_client, sqs_client
+from chalicelib.core.interpolation import fleet_up_share
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
-from chalicelib.core.report import CSV_HEADER, READ_RANGE, store_report
+from chalicelib.core.report import CSV_HEADER, READ_RANGE, default_rule, report_from_evidence, store_evidence
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
@@ -106,11 +107,17 @@ class ReportService:
         rows = []
         for shard in shards:
             data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
-            for store_id in data.roster | set(data.polls_by_store):
+            # Two passes per shard: the evidence of every store, then the rows with the
+            # shard's learned up share (a shard is ~1/16 of the fleet, and the same
+            # whichever part reads it, so the bytes do not depend on the part count).
+            evidence = {}
+            for store_id in sorted(data.roster | set(data.polls_by_store)):
                 schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
-                report = store_report(store_id, data.polls_by_store.get(store_id, ()), schedule,
-                                      zones.get(store_id, DEFAULT_TIMEZONE), data_now)
-                rows.append(report.csv_fields())
+                evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, ()), schedule,
+                                                    zones.get(store_id, DEFAULT_TIMEZONE), data_now)
+            rule = default_rule(fleet_up_share(e.polls for e in evidence.values()))
+            for store_id, store in evidence.items():
+                rows.append(report_from_evidence(store_id, store, data_now, rule).csv_fields())
         rows.sort(key=lambda row: row[0])
         return rows
 

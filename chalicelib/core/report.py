@@ -6,6 +6,7 @@ the simulator and the benchmarks all call ``store_report``.
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
@@ -15,6 +16,7 @@ from chalicelib.core.interpolation import (
     InterpolationRule,
     Poll,
     canonical_polls,
+    fading_silence,
 )
 from chalicelib.core.schedule import Span, WeeklySchedule, business_intervals, clip_spans, contains
 
@@ -96,6 +98,52 @@ def _instant(poll: Poll) -> int:
     return poll[0]
 
 
+@dataclass(frozen=True)
+class StoreEvidence:
+    """A store's business time in the read range and the polls that speak about it."""
+
+    business: list[Span]
+    polls: Sequence[Poll]
+
+
+def store_evidence(polls: Iterable[Poll], schedule: Optional[WeeklySchedule], tz_name: str,
+                   now: int) -> StoreEvidence:
+    """Business spans of ``[now - READ_RANGE, now]`` and the evidence polls in it.
+
+    Both ends are closed: a poll at exactly ``now`` is evidence like any other.
+    Whether it falls in business time is decided by the second it opens,
+    ``[now, now + 1)``, so business time is built one second past now (the
+    windows are still clipped at now).
+    """
+    schedule = schedule or WeeklySchedule.always_open()
+    read_start = now - READ_RANGE
+    business = business_intervals(schedule, tz_name, read_start, now + 1)
+    ordered = canonical_polls(polls if isinstance(polls, list) else list(polls))
+    in_range = ordered[bisect.bisect_left(ordered, read_start, key=_instant):
+                       bisect.bisect_right(ordered, now, key=_instant)]
+    return StoreEvidence(business, evidence_polls(in_range, business))
+
+
+def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
+                         rule: InterpolationRule) -> StoreReport:
+    estimate = rule(evidence.polls)
+    totals = {}
+    for name, length in WINDOWS:
+        spans = clip_spans(evidence.business, now - length, now)
+        totals[name] = WindowTotals(
+            business=sum(hi - lo for lo, hi in spans),
+            uptime=sum(estimate.uptime_seconds(lo, hi) for lo, hi in spans),
+        )
+    return StoreReport(store_id=store_id, **totals)
+
+
+def default_rule(prior_up_share: Optional[float] = None) -> InterpolationRule:
+    """The rule in use, with the fleet's learned up share when one is given."""
+    if prior_up_share is None:
+        return RULES[DEFAULT_RULE_NAME]
+    return functools.partial(fading_silence, prior_up_share=prior_up_share)
+
+
 def store_report(
     store_id: str,
     polls: Iterable[Poll],
@@ -103,29 +151,13 @@ def store_report(
     tz_name: str,
     now: int,
     rule: InterpolationRule | None = None,
+    prior_up_share: Optional[float] = None,
 ) -> StoreReport:
     """Business time and estimated uptime of one store in each window ending at ``now``.
 
     Only polls in ``[now - READ_RANGE, now]`` are used, so a report costs the
-    same whatever the length of the history. Both ends are closed: a poll at
-    exactly ``now`` is evidence like any other. Whether it falls in business
-    time is decided by the second it opens, ``[now, now + 1)``.
+    same whatever the length of the history. ``prior_up_share`` is the fleet's
+    long-run up share (``fleet_up_share``); without it the fallback is used.
     """
-    rule = rule or RULES[DEFAULT_RULE_NAME]
-    schedule = schedule or WeeklySchedule.always_open()
-    read_start = now - READ_RANGE
-    # One second past now, so that an inactive poll at exactly now is judged by its
-    # own second (open or closed) rather than dropped as outside ``[start, now)``.
-    business = business_intervals(schedule, tz_name, read_start, now + 1)
-    ordered = canonical_polls(polls if isinstance(polls, list) else list(polls))
-    in_range = ordered[bisect.bisect_left(ordered, read_start, key=_instant):
-                       bisect.bisect_right(ordered, now, key=_instant)]
-    estimate = rule(evidence_polls(in_range, business))
-    totals = {}
-    for name, length in WINDOWS:
-        spans = clip_spans(business, now - length, now)
-        totals[name] = WindowTotals(
-            business=sum(hi - lo for lo, hi in spans),
-            uptime=sum(estimate.uptime_seconds(lo, hi) for lo, hi in spans),
-        )
-    return StoreReport(store_id=store_id, **totals)
+    evidence = store_evidence(polls, schedule, tz_name, now)
+    return report_from_evidence(store_id, evidence, now, rule or default_rule(prior_up_share))
