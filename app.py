@@ -5,6 +5,7 @@ Handlers stay thin: they translate HTTP or SQS into calls on the services in
 """
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -13,7 +14,7 @@ from chalice import Chalice, Response
 from chalice.app import SQSEvent
 
 from chalicelib.drops import drops_from_notification, ingest_drop
-from chalicelib.reporting import ReportInputError, ReportPart, ReportService, job_view
+from chalicelib.reporting import ReportInputError, ReportPart, ReportService, job_view, parse_as_of
 from chalicelib.settings import settings
 
 app = Chalice(app_name="storemon")
@@ -33,11 +34,32 @@ def _error(status: int, message: str) -> Response:
     return Response(body={"error": message, "status_code": status}, status_code=status)
 
 
-@app.route("/trigger_report", methods=["POST", "GET"])
+@app.route("/trigger_report", methods=["POST", "GET"], content_types=["application/json", "text/plain",
+                                                                     "application/x-www-form-urlencoded"])
 def trigger_report() -> Response:
-    """Start a report; the client polls ``get_report`` with the returned id."""
-    report_id = _service().trigger()
+    """Start a report; the client polls ``get_report`` with the returned id.
+    Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then."""
+    try:
+        raw_as_of = _as_of_argument()
+        as_of = parse_as_of(raw_as_of) if raw_as_of is not None else None
+    except ValueError as error:
+        return _error(400, str(error))
+    report_id = _service().trigger(as_of=as_of)
     return Response(body={"report_id": report_id}, status_code=202)
+
+
+def _as_of_argument() -> Any:
+    request = app.current_request
+    value = (request.query_params or {}).get("as_of")
+    if value is None and request.raw_body:
+        try:
+            body = json.loads(request.raw_body)
+        except ValueError:
+            raise ValueError("the request body is not JSON: send {\"as_of\": \"<ISO 8601>\"} or nothing") from None
+        value = body.get("as_of") if isinstance(body, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise ValueError("as_of must be a string such as \"2023-01-25T18:00:00Z\"")
+    return value
 
 
 @app.route("/get_report", methods=["GET"])

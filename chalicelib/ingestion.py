@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from chalicelib.core import parsing
 from chalicelib.core.parsing import InvalidField
+from chalicelib.core.strays import STRAY_MIN_ROWS, StrayGuard
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository
 from chalicelib.storage.polls import PollRepository, StorePoll
@@ -168,6 +169,8 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
     batch: list[StorePoll] = []
     latest: Optional[int] = None
     stores: set[str] = set()
+    state = DatasetStateRepository()
+    guard: StrayGuard[tuple[int, StorePoll, list[str]]] = StrayGuard(state.latest_poll_at())
     read = 0
     for number, fields in rows:
         read += 1
@@ -181,16 +184,26 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
         except InvalidField as error:
             reject(number, str(error), ",".join(fields))
             continue
-        batch.append(poll)
-        stores.add(poll.store_id)
-        if latest is None or poll.at > latest:
-            latest = poll.at
+        for _, released, _ in guard.add(poll.at, (number, poll, fields)):
+            batch.append(released)
+            stores.add(released.store_id)
+            if latest is None or released.at > latest:
+                latest = released.at
         if len(batch) >= settings.ingest_batch_rows:
             repository.add_polls(batch)
             result.rows_accepted += len(batch)
             batch = []
         if progress and read % 50_000 == 0:
             progress(read, result.rows_accepted + len(batch))
+    accepted, strays = guard.finish()
+    for _, poll, _ in accepted:
+        batch.append(poll)
+        stores.add(poll.store_id)
+        latest = poll.at if latest is None else max(latest, poll.at)
+    for (number, poll, fields), trusted in strays:
+        reject(number, f"timestamp {fields[ts_col]!r} is held back as a stray: {_days(poll.at - trusted)} after "
+                       f"the latest poll so far and the rest of this file, with fewer than {STRAY_MIN_ROWS} polls "
+                       "near it, so it may not move 'now' (docs/ALGORITHM.md, section 1)", ",".join(fields))
     if batch:
         repository.add_polls(batch)
         result.rows_accepted += len(batch)
@@ -199,9 +212,13 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
     repository.finish(latest)  # compaction is part of the drop: done before "now" moves
     result.storage = repository.stats.as_dict()
     if latest is not None:
-        DatasetStateRepository().advance_latest_poll(latest)
+        state.advance_latest_poll(latest)
     result.latest_poll_at = latest
     result.stores = len(stores)
+
+
+def _days(seconds: int) -> str:
+    return f"{seconds / 86_400:,.1f} days"
 
 
 def _collect_per_store(rows, width, store_col, parse_row, reject, progress):

@@ -53,6 +53,23 @@ class ReportPart:
                    shards=[int(s) for s in data["shards"]], data_now=int(data["data_now"]))
 
 
+def parse_as_of(text: str) -> int:
+    """An ISO 8601 instant (``2023-01-25T18:00:00Z``; without an offset it is UTC) -> epoch
+    seconds. Raises ``ValueError`` with a reason a client can act on."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"as_of {text[:60]!r} is not an ISO 8601 instant such as 2023-01-25T18:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment.year < 1970:
+        raise ValueError(f"as_of {text[:60]!r} is before 1970")
+    return int(moment.timestamp())
+
+
 def plan_parts(shards: int, parts: int) -> list[list[int]]:
     """Deal shards round-robin into at most ``parts`` non-empty parts."""
     parts = max(1, min(parts, shards))
@@ -77,9 +94,12 @@ class ReportService:
         self.zones = timezone_repository(settings.poll_shards)
 
     # -- trigger ----------------------------------------------------------
-    def trigger(self) -> str:
+    def trigger(self, as_of: Optional[int] = None) -> str:
+        """Start a report as of the latest poll, or as of ``as_of`` (epoch seconds) when given:
+        the way to compare, audit, or step back from a bad drop."""
         report_id = str(uuid.uuid4())
-        data_now = self.state.latest_poll_at()
+        latest = self.state.latest_poll_at()
+        data_now = as_of if as_of is not None and latest is not None else latest
         plan = plan_parts(self.settings.poll_shards, self.settings.report_parts)
         self.jobs.create(report_id, parts_total=len(plan), data_now=data_now)
         if data_now is None:
