@@ -212,7 +212,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"file": str(path), "kind": kind, "status": outcome.status,
                                   "rows": outcome.accepted + outcome.rejected, "rejected": outcome.rejected,
-                                  "seconds": outcome.seconds}), flush=True)
+                                  "counts": outcome.counts, "seconds": outcome.seconds}), flush=True)
     if args.json:
         print(json.dumps({"process": "ingest", **process_usage()}), flush=True)
     return 1 if failed else 0
@@ -261,6 +261,9 @@ def cmd_ingestions(args: argparse.Namespace) -> int:
             print(f"{'':20} error: {r.error}")
         if r.error_report_key:
             print(f"{'':20} rejected rows: {r.error_report_key}")
+        if getattr(r, "counts", None):
+            counts = json.loads(r.counts)
+            print(f"{'':20} " + ", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in sorted(counts.items())))
     return 0
 
 

@@ -130,6 +130,8 @@ class IngestionRecord(Model):
     #: Poll storage writes, estimated in DynamoDB's billing units, and the largest item written.
     write_units = NumberAttribute(null=True)
     largest_item = NumberAttribute(null=True)
+    #: What ingestion did besides accepting rows, as JSON: duplicates, conflicts, defaults applied.
+    counts = UnicodeAttribute(null=True)
 
 
 class DatasetState(Model):
