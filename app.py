@@ -88,6 +88,7 @@ def get_report() -> Any:
                         headers={"Content-Type": "text/csv",
                                  "Content-Disposition": f'attachment; filename="report-{report_id}.csv"'})
     view["download_url"] = service.download_url(job)
+    view["detail_url"] = service.download_url(job, detail=True)
     return view
 
 

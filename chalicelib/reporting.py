@@ -21,7 +21,14 @@ from typing import Any, Iterable, Iterator, Optional
 from chalicelib.aws import queue_url, s3_client, sqs_client
 from chalicelib.core.interpolation import fleet_up_share
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
-from chalicelib.core.report import CSV_HEADER, READ_RANGE, default_rule, report_from_evidence, store_evidence
+from chalicelib.core.report import (
+    CSV_HEADER,
+    DETAIL_EXTRA_HEADER,
+    READ_RANGE,
+    default_rule,
+    report_from_evidence,
+    store_evidence,
+)
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
@@ -84,6 +91,42 @@ def report_key(report_id: str) -> str:
     return f"reports/{report_id}/report.csv"
 
 
+def detail_report_key(report_id: str) -> str:
+    """The detail report: the standard columns, then the evidence behind them."""
+    return f"reports/{report_id}/detail.csv"
+
+
+class EvidenceSummary:
+    """The fleet's evidence, summed over the detail rows while they are merged."""
+
+    #: A store rests on little evidence when more than this share of its week is inferred.
+    LITTLE_EVIDENCE = 0.5
+
+    def __init__(self) -> None:
+        self.business = {"hour": 0.0, "day": 0.0, "week": 0.0}
+        self.inferred = {"hour": 0.0, "day": 0.0, "week": 0.0}
+        self.no_polls = {"hour": 0, "day": 0, "week": 0}
+        self.little_evidence = 0
+
+    def add(self, extra: list[str]) -> None:
+        """One store's ``DETAIL_EXTRA_HEADER`` fields."""
+        for index, window in enumerate(("hour", "day", "week")):
+            business, _, inferred, polls = extra[4 * index: 4 * index + 4]
+            self.business[window] += float(business)
+            self.inferred[window] += float(inferred)
+            self.no_polls[window] += int(polls) == 0
+        week_business, week_inferred = float(extra[8]), float(extra[10])
+        self.little_evidence += week_business > 0 and week_inferred > self.LITTLE_EVIDENCE * week_business
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inferred_share": {w: round(self.inferred[w] / self.business[w], 4) if self.business[w] else 0.0
+                               for w in self.business},
+            "stores_without_polls": dict(self.no_polls),
+            "stores_mostly_inferred_last_week": self.little_evidence,
+        }
+
+
 class ReportService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -120,7 +163,8 @@ class ReportService:
 
     # -- one part ---------------------------------------------------------
     def compute_rows(self, shards: Iterable[int], data_now: int) -> list[list[str]]:
-        """CSV rows (without header) of every store in ``shards``, sorted by store id."""
+        """Detail rows (without header) of every store in ``shards``, sorted by store id:
+        the standard columns, then ``DETAIL_EXTRA_HEADER``."""
         shards = sorted(set(shards))
         schedules = self.hours.read(shards)
         zones = self.zones.read(shards)
@@ -137,7 +181,8 @@ class ReportService:
                                                     zones.get(store_id, DEFAULT_TIMEZONE), data_now)
             rule = default_rule(fleet_up_share(e.polls for e in evidence.values()))
             for store_id, store in evidence.items():
-                rows.append(report_from_evidence(store_id, store, data_now, rule).csv_fields())
+                rows.append(report_from_evidence(store_id, store, data_now, rule).csv_fields()
+                            + store.detail_fields(data_now))
         rows.sort(key=lambda row: row[0])
         return rows
 
@@ -166,26 +211,40 @@ class ReportService:
                 yield line.decode("utf-8") + "\n"
 
     def assemble(self, job: ReportJob) -> None:
-        """Stream-merge the sorted parts into the final CSV; safe to run twice."""
+        """Stream-merge the sorted parts into the final CSV and the detail CSV, and sum the
+        fleet's evidence summary; safe to run twice."""
         streams = [self._part_lines(job.report_id, part) for part in range(int(job.parts_total))]
         rows = 0
-        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out:
+        summary = EvidenceSummary()
+        width = len(CSV_HEADER)
+        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out, \
+                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as detail:
             out.write((",".join(CSV_HEADER) + "\n").encode("utf-8"))
+            detail.write((",".join(CSV_HEADER + DETAIL_EXTRA_HEADER) + "\n").encode("utf-8"))
             for line in heapq.merge(*streams, key=lambda line: line.split(",", 1)[0]):
-                out.write(line.encode("utf-8"))
+                fields = next(csv.reader([line]))
+                standard = io.StringIO()
+                csv.writer(standard, lineterminator="\n").writerow(fields[:width])
+                out.write(standard.getvalue().encode("utf-8"))
+                detail.write(line.encode("utf-8"))
+                summary.add(fields[width:])
                 rows += 1
-            out.seek(0)
-            key = report_key(job.report_id)
-            s3_client().upload_fileobj(out, self.settings.bucket, key, ExtraArgs={"ContentType": "text/csv"})
-        self.jobs.complete(job.report_id, key, rows)
+            key, detail_key = report_key(job.report_id), detail_report_key(job.report_id)
+            for body, name in ((out, key), (detail, detail_key)):
+                body.seek(0)
+                s3_client().upload_fileobj(body, self.settings.bucket, name, ExtraArgs={"ContentType": "text/csv"})
+        self.jobs.complete(job.report_id, key, rows, summary=json.dumps(summary.as_dict(), sort_keys=True))
 
     # -- read -------------------------------------------------------------
-    def download_url(self, job: ReportJob) -> str:
+    def download_url(self, job: ReportJob, detail: bool = False) -> str:
+        """Presigned URL of the report, or of its detail report (``detail_report_key``)."""
+        key = detail_report_key(job.report_id) if detail else job.s3_key
+        name = f"report-{job.report_id}{'-detail' if detail else ''}.csv"
         return s3_client().generate_presigned_url(
             "get_object",
-            Params={"Bucket": self.settings.bucket, "Key": job.s3_key,
+            Params={"Bucket": self.settings.bucket, "Key": key,
                     "ResponseContentType": "text/csv",
-                    "ResponseContentDisposition": f'attachment; filename="report-{job.report_id}.csv"'},
+                    "ResponseContentDisposition": f'attachment; filename="{name}"'},
             ExpiresIn=self.settings.presign_seconds,
         )
 
@@ -204,6 +263,8 @@ def job_view(job: ReportJob) -> dict[str, Any]:
     if job.status == "Complete":
         view["rows"] = int(job.rows or 0)
         view["completed_at"] = job.completed_at.isoformat() if job.completed_at else None
+        if getattr(job, "summary", None):
+            view["evidence"] = json.loads(job.summary)
     if job.status == "Failed":
         view["error"] = job.error
     return view

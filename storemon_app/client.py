@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +38,10 @@ class ReportClient:
         except json.JSONDecodeError:
             return status, body.decode("utf-8", "replace")
 
-    def trigger(self) -> str:
-        status, body = self._json("POST", "/trigger_report")
+    def trigger(self, as_of: Optional[str] = None) -> str:
+        """Start a report; ``as_of`` (ISO 8601) computes it as of that instant."""
+        path = "/trigger_report" + (f"?as_of={urllib.parse.quote(as_of)}" if as_of else "")
+        status, body = self._json("POST", path)
         if status != 202:
             raise ApiError(status, body)
         return body["report_id"]

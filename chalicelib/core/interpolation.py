@@ -238,8 +238,13 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         return self._states[gap] * before + self._states[gap + 1] * after
 
 
+#: How far a poll is trusted as it stands: within this of an evidence poll its status holds
+#: (and a gap of up to twice this is split at its midpoint). Time further away is inferred.
+HOLD_HOURS = 1.5
+
+
 def nearest_then_markov(polls: Sequence[Poll], params: MarkovParameters = MarkovParameters(),
-                        hold_hours: float = 1.5, trust_hours: float = math.inf,
+                        hold_hours: float = HOLD_HOURS, trust_hours: float = math.inf,
                         trust_gaps: float = 0.0) -> UptimeEstimate:
     if not polls:
         return NoEvidence()

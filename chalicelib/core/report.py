@@ -8,17 +8,27 @@ from __future__ import annotations
 import bisect
 import functools
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
 
 from chalicelib.core.interpolation import (
     DEFAULT_RULE_NAME,
+    HOLD_HOURS,
     RULES,
     InterpolationRule,
     Poll,
     canonical_polls,
     fading_silence,
 )
-from chalicelib.core.schedule import Span, WeeklySchedule, business_intervals, clip_spans, contains
+from chalicelib.core.schedule import (
+    Span,
+    WeeklySchedule,
+    business_intervals,
+    clip_spans,
+    contains,
+    merge_spans,
+    total_seconds,
+)
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -32,6 +42,16 @@ LOOKBACK = DAY
 
 #: Polls from here on (relative to now) are read for a report.
 READ_RANGE = WEEK + LOOKBACK
+
+#: The detail report: the standard columns, then the evidence behind each window's numbers
+#: (business time, the part of it within ``HOLD_HOURS`` of an evidence poll, the inferred
+#: rest, evidence polls in the window; hour in minutes, day and week in hours), and the
+#: time of the store's latest poll read (any status; empty when none in the read range).
+DETAIL_EXTRA_HEADER = tuple(
+    f"{column}_last_{window}"
+    for window, unit in (("hour", "minutes"), ("day", "hours"), ("week", "hours"))
+    for column in (f"business_{unit}", f"backed_{unit}", f"inferred_{unit}", "polls")
+) + ("last_poll_utc",)
 
 CSV_HEADER = (
     "store_id",
@@ -104,6 +124,25 @@ class StoreEvidence:
 
     business: list[Span]
     polls: Sequence[Poll]
+    #: The latest poll read, evidence or not (None: no poll in the read range).
+    last_poll: Optional[int] = None
+
+    def detail_fields(self, now: int, hold: int = int(HOLD_HOURS * 3600)) -> list[str]:
+        """The detail report's extra columns (``DETAIL_EXTRA_HEADER``) for this store."""
+        near = merge_spans([(at - hold, at + hold + 1) for at, _ in self.polls])
+        fields = []
+        for _name, length in WINDOWS:
+            unit = 60 if length == HOUR else 3600
+            spans = clip_spans(self.business, now - length, now)
+            business = round(total_seconds(spans) * 100 / unit)
+            backed = min(business, round(sum(total_seconds(clip_spans(near, lo, hi)) for lo, hi in spans)
+                                         * 100 / unit))
+            first = bisect.bisect_left(self.polls, now - length, key=_instant)
+            fields += [_hundredths(business), _hundredths(backed), _hundredths(business - backed),
+                       str(len(self.polls) - first)]
+        last = "" if self.last_poll is None else \
+            datetime.fromtimestamp(self.last_poll, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return fields + [last]
 
 
 def store_evidence(polls: Iterable[Poll], schedule: Optional[WeeklySchedule], tz_name: str,
@@ -121,7 +160,8 @@ def store_evidence(polls: Iterable[Poll], schedule: Optional[WeeklySchedule], tz
     ordered = canonical_polls(polls if isinstance(polls, list) else list(polls))
     in_range = ordered[bisect.bisect_left(ordered, read_start, key=_instant):
                        bisect.bisect_right(ordered, now, key=_instant)]
-    return StoreEvidence(business, evidence_polls(in_range, business))
+    return StoreEvidence(business, evidence_polls(in_range, business),
+                         in_range[-1][0] if len(in_range) else None)
 
 
 def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,

@@ -109,6 +109,8 @@ class ReportJob(Model):
     error = UnicodeAttribute(null=True)
     completed_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
+    #: The fleet's evidence summary (JSON): share of business time inferred, stores without polls.
+    summary = UnicodeAttribute(null=True)
 
 
 class IngestionRecord(Model):

@@ -1,4 +1,4 @@
-"""One stray row cannot move "now": the rule (pure) and the ingestion that applies it."""
+"""Numbers an owner can trust: one stray row cannot move "now", as-of reports, and the evidence behind every number."""
 from __future__ import annotations
 
 from chalicelib.core.strays import STRAY_GAP, STRAY_MIN_ROWS, StrayGuard
@@ -141,3 +141,50 @@ def test_a_bad_as_of_is_a_400_with_a_reason(client, request_kwargs):
     response = client.http.post(path, **kwargs)
     assert response.status_code == 400
     assert "as_of" in response.json_body["error"] or "JSON" in response.json_body["error"]
+
+
+def test_detail_report_and_fleet_summary(client):
+    from chalicelib.aws import s3_client
+    from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER
+    from chalicelib.reporting import detail_report_key
+
+    report_id = client.http.post("/trigger_report").json_body["report_id"]
+    view, standard = _report(client, report_id)
+    assert "detail.csv" in view["detail_url"] and view["detail_url"] != view["download_url"]
+    body = s3_client().get_object(Bucket=settings.bucket, Key=detail_report_key(report_id))["Body"].read().decode()
+    rows = list(csv.reader(io.StringIO(body)))
+    assert tuple(rows[0]) == CSV_HEADER + DETAIL_EXTRA_HEADER
+    detail = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
+    assert {store: row[:7] for store, row in ((r[0], r) for r in rows[1:])} == standard  # standard columns first
+    big, silent = detail[fixtures.BIG_ID], detail[fixtures.SILENT]
+    assert big["backed_hours_last_week"] == "168.00" and big["inferred_hours_last_week"] == "0.00"
+    # polls at 17:00 and 18:00: the window holds both its ends
+    assert big["polls_last_hour"] == "2" and big["last_poll_utc"] == "2023-01-25T18:00:00Z"
+    assert silent["polls_last_week"] == "0" and silent["last_poll_utc"] == ""
+    assert silent["inferred_hours_last_week"] == "168.00"
+    evidence = view["evidence"]
+    assert evidence["stores_without_polls"]["week"] == 1  # the silent store
+    assert evidence["stores_mostly_inferred_last_week"] == 1
+    business = 168 + 168 + 28  # BIG_ID and SILENT 24x7, NIGHT_OWL 4 h a day
+    inferred = sum(float(row["inferred_hours_last_week"]) for row in detail.values())
+    assert evidence["inferred_share"]["week"] == round(inferred / business, 4)
+
+
+def test_demo_summary_says_which_numbers_are_inferred(tmp_path):
+    from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER
+    from storemon_app.cli import detail_path, summarise_report
+
+    report = tmp_path / "report.csv"
+    standard = [["well-seen", "60.00", "24.00", "160.00", "0.00", "0.00", "8.00"],
+                ["one-poll", "0.00", "0.00", "10.00", "60.00", "24.00", "158.00"]]
+    extra = {"well-seen": ["60.00", "60.00", "0.00", "1", "24.00", "24.00", "0.00", "24",
+                           "168.00", "167.00", "1.00", "168", "2023-01-25T18:00:00Z"],
+             "one-poll": ["60.00", "0.00", "60.00", "0", "24.00", "0.00", "24.00", "0",
+                          "168.00", "3.00", "165.00", "1", "2023-01-21T10:00:00Z"]}
+    fixtures.write_csv(report, list(CSV_HEADER), standard)
+    fixtures.write_csv(detail_path(report), list(CSV_HEADER + DETAIL_EXTRA_HEADER),
+                       [row + extra[row[0]] for row in standard])
+    text = summarise_report(report, detail_path(report))
+    assert "one-poll (158.00 h, 98% inferred)" in text
+    assert "1 of 2 stores rest on little evidence" in text
+    assert "stores rest on little evidence" not in summarise_report(report)  # no detail: as before
