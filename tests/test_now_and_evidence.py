@@ -1,7 +1,20 @@
 """Numbers an owner can trust: one stray row cannot move "now", as-of reports, and the evidence behind every number."""
 from __future__ import annotations
 
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from chalice.test import Client
+
+import app as app_module
 from chalicelib.core.strays import STRAY_GAP, STRAY_MIN_ROWS, StrayGuard
+from chalicelib.settings import settings
+from chalicelib.storage.jobs import DatasetStateRepository
+from storemon_app import local_ingest
+from storemon_app.local_ingest import ingest_file
+from tests import fixtures
 
 H = 3600
 DAY = 24 * H
@@ -51,21 +64,6 @@ def test_earlier_polls_are_never_strays():
 
 
 # -- end to end: ingestion holds a stray back, and as_of reports over chalice's test client ----------
-
-import csv  # noqa: E402
-import io  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-from chalice.test import Client  # noqa: E402
-
-import app as app_module  # noqa: E402
-from chalicelib.settings import settings  # noqa: E402
-from chalicelib.storage.jobs import DatasetStateRepository  # noqa: E402
-from storemon_app import local_ingest  # noqa: E402
-from storemon_app.local_ingest import ingest_file  # noqa: E402
-from tests import fixtures  # noqa: E402
-
 
 @pytest.fixture
 def client(aws, tmp_path, monkeypatch):
