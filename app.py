@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import json
 import os
 import time
 import uuid
@@ -31,6 +32,7 @@ from chalicelib.reporting import (
     ReportService,
     TriggerError,
     job_view,
+    parse_as_of,
 )
 from chalicelib.settings import settings
 
@@ -98,16 +100,37 @@ def _json_errors(view: Callable[[], Any]) -> Callable[[], Any]:
     return guarded
 
 
-@app.route("/trigger_report", methods=["POST", "GET"], api_key_required=API_KEY_REQUIRED)
+@app.route("/trigger_report", methods=["POST", "GET"], api_key_required=API_KEY_REQUIRED,
+           content_types=["application/json", "text/plain", "application/x-www-form-urlencoded"])
 @_json_errors
 def trigger_report() -> Response:
-    """Start a report; the client polls ``get_report`` with the returned id."""
+    """Start a report; the client polls ``get_report`` with the returned id.
+    Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then."""
     try:
-        report_id = _service().trigger()
+        raw_as_of = _as_of_argument()
+        as_of = parse_as_of(raw_as_of) if raw_as_of is not None else None
+    except ValueError as error:
+        return _error(400, str(error))
+    try:
+        report_id = _service().trigger(as_of=as_of)
     except TriggerError as error:
         # The job exists and is Failed: say so with its id, so nobody waits on it.
         return _error(503, str(error), error_code=error.code, report_id=error.report_id)
     return Response(body={"report_id": report_id}, status_code=202)
+
+
+def _as_of_argument() -> Any:
+    request = app.current_request
+    value = (request.query_params or {}).get("as_of")
+    if value is None and request.raw_body:
+        try:
+            body = json.loads(request.raw_body)
+        except ValueError:
+            raise ValueError("the request body is not JSON: send {\"as_of\": \"<ISO 8601>\"} or nothing") from None
+        value = body.get("as_of") if isinstance(body, dict) else None
+    if value is not None and not isinstance(value, str):
+        raise ValueError("as_of must be a string such as \"2023-01-25T18:00:00Z\"")
+    return value
 
 
 @app.route("/get_report", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -148,6 +171,7 @@ def get_report() -> Any:
         log.info("report CSV is gone", report_id=report_id)
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     view["download_url"] = service.download_url(job)
+    view["detail_url"] = service.download_url(job, detail=True)
     return view
 
 

@@ -152,7 +152,7 @@ def ingest_source(
         report_key = save_rejections(rejections.bytes_io())
     record = records.finish(record, COMPLETE, kind=result.kind, accepted=result.rows_accepted,
                             rejected=result.rows_rejected, error_report_key=report_key,
-                            storage=result.storage)
+                            storage=result.storage, counts=result.counts)
     return record, result
 
 

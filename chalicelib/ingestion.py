@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from chalicelib.core import parsing
 from chalicelib.core.parsing import InvalidField
+from chalicelib.core.strays import STRAY_MIN_ROWS, StrayGuard
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository
 from chalicelib.storage.polls import PollRepository, StorePoll
@@ -51,7 +52,39 @@ class IngestResult:
     stores: int = 0
     #: Poll storage writes of this ingestion (blocks, bytes, estimated WRU, largest item).
     storage: dict[str, int] = field(default_factory=dict)
+    #: What ingestion did besides accepting and rejecting rows (``COUNT_NAMES``).
+    counts: dict[str, int] = field(default_factory=dict)
     sample: list[Rejection] = field(default_factory=list)
+
+
+#: The counts an ingestion keeps, and what each means (shown by the CLI).
+COUNT_NAMES = {
+    "duplicates": "rows repeating another row of the file (same store, second and status): counted once",
+    "conflicts": "rows giving a store two statuses in one second: inactive kept (the report claims no "
+                 "uptime it cannot back)",
+    "default_zone": "empty time zones: the default America/Chicago applied",
+    "duplicate_hours": "business-hours rows repeating another row of the same store: counted once",
+}
+
+
+def count(result: IngestResult, name: str, amount: int = 1) -> None:
+    if amount:
+        result.counts[name] = result.counts.get(name, 0) + amount
+
+
+def _count_repeats(batch: list[StorePoll], result: IngestResult) -> None:
+    """Duplicates and conflicts among the polls of one write batch (the whole file unless it
+    has more than ``ingest_batch_rows`` polls; storage drops repeats across batches anyway)."""
+    seen: dict[tuple[str, int], int] = {}  # (store, second) -> bit 1 active seen, bit 2 inactive seen
+    for store_id, at, active in batch:
+        key = (store_id, at)
+        bit = 1 if active else 2
+        before = seen.get(key, 0)
+        if before & bit:
+            count(result, "duplicates")
+        elif before:
+            count(result, "conflicts")
+        seen[key] = before | bit
 
 
 class RejectionLog:
@@ -168,6 +201,8 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
     batch: list[StorePoll] = []
     latest: Optional[int] = None
     stores: set[str] = set()
+    state = DatasetStateRepository()
+    guard: StrayGuard[tuple[int, StorePoll, list[str]]] = StrayGuard(state.latest_poll_at())
     read = 0
     for number, fields in rows:
         read += 1
@@ -181,17 +216,29 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
         except InvalidField as error:
             reject(number, str(error), ",".join(fields))
             continue
-        batch.append(poll)
-        stores.add(poll.store_id)
-        if latest is None or poll.at > latest:
-            latest = poll.at
+        for _, released, _ in guard.add(poll.at, (number, poll, fields)):
+            batch.append(released)
+            stores.add(released.store_id)
+            if latest is None or released.at > latest:
+                latest = released.at
         if len(batch) >= settings.ingest_batch_rows:
+            _count_repeats(batch, result)
             repository.add_polls(batch)
             result.rows_accepted += len(batch)
             batch = []
         if progress and read % 50_000 == 0:
             progress(read, result.rows_accepted + len(batch))
+    accepted, strays = guard.finish()
+    for _, poll, _ in accepted:
+        batch.append(poll)
+        stores.add(poll.store_id)
+        latest = poll.at if latest is None else max(latest, poll.at)
+    for (number, poll, fields), trusted in strays:
+        reject(number, f"timestamp {fields[ts_col]!r} is held back as a stray: {_days(poll.at - trusted)} after "
+                       f"the latest poll so far and the rest of this file, with fewer than {STRAY_MIN_ROWS} polls "
+                       "near it, so it may not move 'now' (docs/ALGORITHM.md, section 1)", ",".join(fields))
     if batch:
+        _count_repeats(batch, result)
         repository.add_polls(batch)
         result.rows_accepted += len(batch)
     if progress:
@@ -199,9 +246,13 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
     repository.finish(latest)  # compaction is part of the drop: done before "now" moves
     result.storage = repository.stats.as_dict()
     if latest is not None:
-        DatasetStateRepository().advance_latest_poll(latest)
+        state.advance_latest_poll(latest)
     result.latest_poll_at = latest
     result.stores = len(stores)
+
+
+def _days(seconds: int) -> str:
+    return f"{seconds / 86_400:,.1f} days"
 
 
 def _collect_per_store(rows, width, store_col, parse_row, reject, progress):
@@ -242,6 +293,8 @@ def _ingest_hours(rows, columns, width, settings, result, reject, progress, wall
 
     values = _collect_per_store(rows, width, store_col, parse_row, reject, progress)
     schedules = {store: sorted({tuple(v) for _, v in items}) for store, items in values.items()}
+    count(result, "duplicate_hours", sum(len(items) for items in values.values()) -
+          sum(len(rows_) for rows_ in schedules.values()))
     business_hours_repository(settings.poll_shards).replace({s: [list(r) for r in rows_] for s, rows_ in schedules.items()})
     result.rows_accepted = sum(len(items) for items in values.values())
     result.stores = len(schedules)
@@ -251,7 +304,10 @@ def _ingest_timezones(rows, columns, width, settings, result, reject, progress, 
     store_col, tz_col = columns["store_id"], columns["timezone_str"]
 
     def parse_row(fields):
-        return parsing.parse_store_id(fields[store_col]), parsing.parse_timezone(fields[tz_col])
+        store, zone = parsing.parse_store_id(fields[store_col]), parsing.parse_timezone(fields[tz_col])
+        if not fields[tz_col].strip():
+            count(result, "default_zone")
+        return store, zone
 
     values = _collect_per_store(rows, width, store_col, parse_row, reject, progress)
     zones = {}
@@ -262,6 +318,7 @@ def _ingest_timezones(rows, columns, width, settings, result, reject, progress, 
                 reject(number, f"store {store} has conflicting time zones {sorted(distinct)} in this file", "")
             continue
         zones[store] = distinct.pop()
+        count(result, "duplicates", len(items) - 1)
         result.rows_accepted += len(items)
     timezone_repository(settings.poll_shards).replace(zones)
     result.stores = len(zones)

@@ -21,9 +21,17 @@ from typing import Any, Iterable, Iterator, Optional
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import queue_url, s3_client, sqs_client
+from chalicelib.core.interpolation import fleet_up_share
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
-from chalicelib.core.report import CSV_HEADER, READ_RANGE, store_report
-from chalicelib.core.spreadsheet import is_formula_like
+from chalicelib.core.report import (
+    CSV_HEADER,
+    DETAIL_EXTRA_HEADER,
+    READ_RANGE,
+    default_rule,
+    report_from_evidence,
+    store_evidence,
+)
+from chalicelib.core.spreadsheet import inert
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.logs import log
 from chalicelib.settings import Settings
@@ -84,6 +92,23 @@ class ReportPart:
                    shards=[int(s) for s in data["shards"]], data_now=int(data["data_now"]))
 
 
+def parse_as_of(text: str) -> int:
+    """An ISO 8601 instant (``2023-01-25T18:00:00Z``; without an offset it is UTC) -> epoch
+    seconds. Raises ``ValueError`` with a reason a client can act on."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"as_of {text[:60]!r} is not an ISO 8601 instant such as 2023-01-25T18:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    if moment.year < 1970:
+        raise ValueError(f"as_of {text[:60]!r} is before 1970")
+    return int(moment.timestamp())
+
+
 def plan_parts(shards: int, parts: int) -> list[list[int]]:
     """Deal shards round-robin into at most ``parts`` non-empty parts."""
     parts = max(1, min(parts, shards))
@@ -98,6 +123,42 @@ def report_key(report_id: str) -> str:
     return f"reports/{report_id}/report.csv"
 
 
+def detail_report_key(report_id: str) -> str:
+    """The detail report: the standard columns, then the evidence behind them."""
+    return f"reports/{report_id}/detail.csv"
+
+
+class EvidenceSummary:
+    """The fleet's evidence, summed over the detail rows while they are merged."""
+
+    #: A store rests on little evidence when more than this share of its week is inferred.
+    LITTLE_EVIDENCE = 0.5
+
+    def __init__(self) -> None:
+        self.business = {"hour": 0.0, "day": 0.0, "week": 0.0}
+        self.inferred = {"hour": 0.0, "day": 0.0, "week": 0.0}
+        self.no_polls = {"hour": 0, "day": 0, "week": 0}
+        self.little_evidence = 0
+
+    def add(self, extra: list[str]) -> None:
+        """One store's ``DETAIL_EXTRA_HEADER`` fields."""
+        for index, window in enumerate(("hour", "day", "week")):
+            business, _, inferred, polls = extra[4 * index: 4 * index + 4]
+            self.business[window] += float(business)
+            self.inferred[window] += float(inferred)
+            self.no_polls[window] += int(polls) == 0
+        week_business, week_inferred = float(extra[8]), float(extra[10])
+        self.little_evidence += week_business > 0 and week_inferred > self.LITTLE_EVIDENCE * week_business
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inferred_share": {w: round(self.inferred[w] / self.business[w], 4) if self.business[w] else 0.0
+                               for w in self.business},
+            "stores_without_polls": dict(self.no_polls),
+            "stores_mostly_inferred_last_week": self.little_evidence,
+        }
+
+
 class ReportService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -108,11 +169,14 @@ class ReportService:
         self.zones = timezone_repository(settings.poll_shards)
 
     # -- trigger ----------------------------------------------------------
-    def trigger(self) -> str:
-        """Create the job (with its plan) and queue its parts. Raises ``TriggerError`` when the
-        parts could not all be queued: the job is then Failed, never left Running unwatched."""
+    def trigger(self, as_of: Optional[int] = None) -> str:
+        """Create the job (with its plan) and queue its parts, as of the latest poll or of
+        ``as_of`` (epoch seconds: the way to compare, audit, or step back from a bad drop).
+        Raises ``TriggerError`` when the parts could not all be queued: the job is then
+        Failed, never left Running unwatched."""
         report_id = str(uuid.uuid4())
-        data_now = self.state.latest_poll_at()
+        latest = self.state.latest_poll_at()
+        data_now = as_of if as_of is not None and latest is not None else latest
         plan = plan_parts(self.settings.poll_shards, self.settings.report_parts)
         self.jobs.create(report_id, plan=plan, data_now=data_now)
         if data_now is None:
@@ -138,18 +202,26 @@ class ReportService:
 
     # -- one part ---------------------------------------------------------
     def compute_rows(self, shards: Iterable[int], data_now: int) -> list[list[str]]:
-        """CSV rows (without header) of every store in ``shards``, sorted by store id."""
+        """Detail rows (without header) of every store in ``shards``, sorted by store id:
+        the standard columns, then ``DETAIL_EXTRA_HEADER``."""
         shards = sorted(set(shards))
         schedules = self.hours.read(shards)
         zones = self.zones.read(shards)
         rows = []
         for shard in shards:
             data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
-            for store_id in data.roster | set(data.polls_by_store):
+            # Two passes per shard: the evidence of every store, then the rows with the
+            # shard's learned up share (a shard is ~1/16 of the fleet, and the same
+            # whichever part reads it, so the bytes do not depend on the part count).
+            evidence = {}
+            for store_id in sorted(data.roster | set(data.polls_by_store)):
                 schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
-                report = store_report(store_id, data.polls_by_store.get(store_id, ()), schedule,
-                                      zones.get(store_id, DEFAULT_TIMEZONE), data_now)
-                rows.append(report.csv_fields())
+                evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, ()), schedule,
+                                                    zones.get(store_id, DEFAULT_TIMEZONE), data_now)
+            rule = default_rule(fleet_up_share(e.polls for e in evidence.values()))
+            for store_id, store in evidence.items():
+                rows.append(report_from_evidence(store_id, store, data_now, rule).csv_fields()
+                            + store.detail_fields(data_now))
         rows.sort(key=lambda row: row[0])
         return rows
 
@@ -187,32 +259,46 @@ class ReportService:
                 yield line.decode("utf-8") + "\n"
 
     def assemble(self, job: ReportJob) -> None:
-        """Stream-merge the sorted parts into the final CSV; safe to run twice.
+        """Stream-merge the sorted parts into the final CSV and the detail CSV, and sum the
+        fleet's evidence summary; safe to run twice.
 
-        Parts hold raw store ids (the merge order is theirs); only the final CSV, which
-        people open in spreadsheets, gets formula-like ids quoted (``core.spreadsheet``).
+        Parts hold raw store ids (the merge order is theirs); only the final CSVs, which
+        people open in spreadsheets, get formula-like ids quoted (``core.spreadsheet``).
         """
         streams = [self._part_lines(job.report_id, part) for part in range(int(job.parts_total))]
         rows = 0
-        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out:
+        summary = EvidenceSummary()
+        width = len(CSV_HEADER)
+        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out, \
+                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as detail:
             out.write((",".join(CSV_HEADER) + "\n").encode("utf-8"))
+            detail.write((",".join(CSV_HEADER + DETAIL_EXTRA_HEADER) + "\n").encode("utf-8"))
             for line in heapq.merge(*streams, key=lambda line: line.split(",", 1)[0]):
-                if is_formula_like(line):  # the line starts with the store id
-                    line = "'" + line
-                out.write(line.encode("utf-8"))
+                fields = next(csv.reader([line]))
+                summary.add(fields[width:])
+                fields[0] = inert(fields[0])
+                standard, full = io.StringIO(), io.StringIO()
+                csv.writer(standard, lineterminator="\n").writerow(fields[:width])
+                csv.writer(full, lineterminator="\n").writerow(fields)
+                out.write(standard.getvalue().encode("utf-8"))
+                detail.write(full.getvalue().encode("utf-8"))
                 rows += 1
-            out.seek(0)
-            key = report_key(job.report_id)
-            s3_client().upload_fileobj(out, self.settings.bucket, key, ExtraArgs={"ContentType": "text/csv"})
-        self.jobs.complete(job.report_id, key, rows)
+            key, detail_key = report_key(job.report_id), detail_report_key(job.report_id)
+            for body, name in ((out, key), (detail, detail_key)):
+                body.seek(0)
+                s3_client().upload_fileobj(body, self.settings.bucket, name, ExtraArgs={"ContentType": "text/csv"})
+        self.jobs.complete(job.report_id, key, rows, summary=json.dumps(summary.as_dict(), sort_keys=True))
 
     # -- read -------------------------------------------------------------
-    def download_url(self, job: ReportJob) -> str:
+    def download_url(self, job: ReportJob, detail: bool = False) -> str:
+        """Presigned URL of the report, or of its detail report (``detail_report_key``)."""
+        key = detail_report_key(job.report_id) if detail else job.s3_key
+        name = f"report-{job.report_id}{'-detail' if detail else ''}.csv"
         return s3_client().generate_presigned_url(
             "get_object",
-            Params={"Bucket": self.settings.bucket, "Key": job.s3_key,
+            Params={"Bucket": self.settings.bucket, "Key": key,
                     "ResponseContentType": "text/csv",
-                    "ResponseContentDisposition": f'attachment; filename="report-{job.report_id}.csv"'},
+                    "ResponseContentDisposition": f'attachment; filename="{name}"'},
             ExpiresIn=self.settings.presign_seconds,
         )
 
@@ -269,6 +355,8 @@ def job_view(job: ReportJob) -> dict[str, Any]:
     if job.status == "Complete":
         view["rows"] = int(job.rows or 0)
         view["completed_at"] = job.completed_at.isoformat() if job.completed_at else None
+        if getattr(job, "summary", None):
+            view["evidence"] = json.loads(job.summary)
     if job.status == "Failed":
         view["error_code"] = job.error_code or "FAILED"
         view["error"] = job.error

@@ -107,25 +107,49 @@ def run_report(api_url: str, out: Path, timeout: float = 900) -> dict:
         progress.done(f"{view['status']}: {view.get('error')}")
         raise CommandError(f"report {report_id} {view['status']}: {view.get('error')}")
     size = download(view["download_url"], out)
+    if view.get("detail_url"):
+        view["detail_path"] = str(detail_path(out))
+        download(view["detail_url"], detail_path(out))
     progress.done(f"Complete: {view['rows']:,} rows, {size:,} bytes")
     view["elapsed"] = progress.elapsed
     return view
 
 
-def summarise_report(path: Path) -> str:
+def detail_path(report: Path) -> Path:
+    """Where the detail report goes beside the report: ``report.csv`` -> ``report-detail.csv``."""
+    return report.with_name(f"{report.stem}-detail{report.suffix or '.csv'}")
+
+
+def summarise_report(path: Path, detail: Optional[Path] = None) -> str:
+    """A few lines on the report; with the detail report, how much of it rests on evidence."""
     with open(path, newline="") as handle:
         reader = csv.reader(handle)
         next(reader)  # header
         rows = list(reader)
     if not rows:
         return f"{path}: header only, no stores"
+    inferred: dict[str, float] = {}
+    if detail is not None and detail.is_file():
+        with open(detail, newline="") as handle:
+            for row in csv.DictReader(handle):
+                business = float(row["business_hours_last_week"])
+                inferred[row["store_id"]] = float(row["inferred_hours_last_week"]) / business if business else 0.0
     up = sum(float(r[3]) for r in rows)
     down = sum(float(r[6]) for r in rows)
     share = up / (up + down) if up + down else 0.0
     worst = sorted(rows, key=lambda r: -float(r[6]))[:3]
+
+    def label(row: list[str]) -> str:
+        note = f", {inferred[row[0]]:.0%} inferred" if row[0] in inferred else ""
+        return f"{row[0]} ({row[6]} h{note})"
+
     lines = [f"{len(rows):,} stores; business hours in the last week: {up + down:,.1f} h, "
              f"{share:.1%} of it online",
-             "most offline last week: " + ", ".join(f"{r[0]} ({r[6]} h)" for r in worst)]
+             "most offline last week: " + ", ".join(label(r) for r in worst)]
+    if inferred:
+        little = sum(1 for value in inferred.values() if value > 0.5)
+        lines.append(f"{little:,} of {len(inferred):,} stores rest on little evidence (more than half of their "
+                     f"week inferred, not backed by a poll within 1.5 h); details: {detail}")
     return "\n".join(lines)
 
 
@@ -150,7 +174,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             pump.stop()
     now = view.get("data_now")
     print(f"report {view['report_id']} (now = {now}): {view['rows']:,} rows -> {out.resolve()}")
-    print(summarise_report(out))
+    print(summarise_report(out, detail_path(out)))
     print(f"done in {time.monotonic() - started:.1f} s")
     return 0
 
@@ -212,7 +236,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"file": str(path), "kind": kind, "status": outcome.status,
                                   "rows": outcome.accepted + outcome.rejected, "rejected": outcome.rejected,
-                                  "seconds": outcome.seconds}), flush=True)
+                                  "counts": outcome.counts, "seconds": outcome.seconds}), flush=True)
     if args.json:
         print(json.dumps({"process": "ingest", **process_usage()}), flush=True)
     return 1 if failed else 0
@@ -261,12 +285,16 @@ def cmd_ingestions(args: argparse.Namespace) -> int:
             print(f"{'':20} error: {r.error}")
         if r.error_report_key:
             print(f"{'':20} rejected rows: {r.error_report_key}")
+        if getattr(r, "counts", None):
+            counts = json.loads(r.counts)
+            print(f"{'':20} " + ", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in sorted(counts.items())))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     view = run_report(args.api, Path(args.out))
-    print(f"report {view['report_id']}: {view['rows']:,} rows -> {Path(args.out).resolve()}")
+    print(f"report {view['report_id']}: {view['rows']:,} rows -> {Path(args.out).resolve()}"
+          + (f" (detail: {view['detail_path']})" if view.get("detail_path") else ""))
     return 0
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +44,10 @@ class ReportClient:
         except json.JSONDecodeError:
             return status, body.decode("utf-8", "replace")
 
-    def trigger(self) -> str:
-        status, body = self._json("POST", "/trigger_report")
+    def trigger(self, as_of: Optional[str] = None) -> str:
+        """Start a report; ``as_of`` (ISO 8601) computes it as of that instant."""
+        path = "/trigger_report" + (f"?as_of={urllib.parse.quote(as_of)}" if as_of else "")
+        status, body = self._json("POST", path)
         if status != 202:
             raise ApiError(status, body)
         return body["report_id"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Optional
 
@@ -27,10 +27,20 @@ class FileOutcome:
     error: Optional[str]
     rejections_path: Optional[Path]
     sample: list
+    #: Duplicates, conflicts, defaults applied (``chalicelib.ingestion.COUNT_NAMES``).
+    counts: dict = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
         return (self.accepted + self.rejected) / self.seconds if self.seconds else 0.0
+
+
+def describe_counts(counts: dict) -> list[str]:
+    """One line per non-zero count, e.g. ``5 duplicates: rows repeating another row ...``."""
+    from chalicelib.ingestion import COUNT_NAMES
+
+    return [f"{counts[name]:,} {name.replace('_', ' ')}: {meaning}"
+            for name, meaning in COUNT_NAMES.items() if counts.get(name)]
 
 
 def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = False) -> FileOutcome:
@@ -59,13 +69,15 @@ def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = F
     seconds = time.perf_counter() - started
     outcome = FileOutcome(path, record.kind, record.status, int(record.rows_accepted), int(record.rows_rejected),
                           seconds, record.error, rejections_path if record.error_report_key else None,
-                          list(result.sample) if result else [])
+                          list(result.sample) if result else [], dict(result.counts) if result else {})
     if not quiet:
         if outcome.status == "Rejected":
             progress.done(f"REJECTED: {outcome.error}")
         else:
             progress.done(f"{outcome.kind}: {outcome.accepted:,} rows in, {outcome.rejected:,} rejected "
                           f"({outcome.rows_per_second:,.0f} rows/s)")
+            for line in describe_counts(outcome.counts):
+                print(f"  {line}")
             for rejection in outcome.sample[:10]:
                 print(f"  line {rejection.line}: {rejection.reason}")
             if outcome.rejected > 10:

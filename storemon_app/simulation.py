@@ -21,18 +21,20 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from chalicelib.core import parsing
 from chalicelib.core.interpolation import (
+    FALLBACK_UP_SHARE,
     RULES,
     InterpolationRule,
     MarkovParameters,
     Poll,
-    markov_bridge,
+    fading_silence,
+    fleet_up_share,
     nearest_then_markov,
 )
-from chalicelib.core.report import WINDOWS, store_report
+from chalicelib.core.report import WINDOWS, report_from_evidence, store_evidence
 from chalicelib.core.schedule import WeeklySchedule, business_intervals
 
 HOUR = 3600
@@ -53,6 +55,11 @@ class Scenario:
     #: Hours before now at which a fleet-wide stretch without polls starts, and its length.
     fleet_gap: Optional[tuple[float, float]] = None
     rare_share: float = 0.01  # stores polled once in the whole period
+    #: Stores polled only every 6-24 hours (their status is the truth at each poll).
+    sparse_share: float = 0.0
+    #: Stores that go dark for a while (lognormal, median 24 h, may last until now): no polls,
+    #: and truly down meanwhile (the device is off, which is why the poller cannot reach it).
+    silent_share: float = 0.0
     inactive_when_closed_share: float = 0.3
     no_hours_share: float = 0.1  # 24x7
     no_zone_share: float = 0.05  # default zone
@@ -64,7 +71,13 @@ NEW_NOW = datetime(2024, 10, 14, 23, 55, 18, tzinfo=timezone.utc)
 
 SCENARIOS: dict[str, Scenario] = {
     "tiny": Scenario("tiny", 20, 9, "int19", OLD_NOW, fleet_gap=(60, 12)),
-    "sample": Scenario("sample", 200, 9, "int19", OLD_NOW, fleet_gap=(80, 36)),
+    "sample": Scenario("sample", 200, 9, "int19", OLD_NOW, fleet_gap=(80, 36), sparse_share=0.03,
+                       silent_share=0.05),
+    # The weeks of the US daylight-saving changes (2023-03-12 and 2023-11-05), otherwise like sample.
+    "dst-spring": Scenario("dst-spring", 200, 9, "int19", datetime(2023, 3, 15, 18, 13, 22, tzinfo=timezone.utc),
+                           fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05),
+    "dst-fall": Scenario("dst-fall", 200, 9, "int19", datetime(2023, 11, 8, 18, 13, 22, tzinfo=timezone.utc),
+                         fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05),
     # Shaped like the real older data set: 14,092 stores, ~1.8M polls over 8 days, a 36-hour gap.
     "old-full": Scenario("old-full", 14_092, 8, "int19", OLD_NOW, drop_rate=0.18, fleet_gap=(100, 36)),
     # The issue-8 fleet: today's size with UUID ids (the newer format), hourly for 8 days, ~2.2M polls;
@@ -104,6 +117,22 @@ class Timeline:
             state = not state
             index += 1
         return total
+
+
+class DarkTimeline(Timeline):
+    """A timeline forced down during ``dark`` (a store-specific silence)."""
+
+    def __init__(self, base: Timeline, dark: tuple[int, int]) -> None:
+        super().__init__(base.start, base.initial, base.changes)
+        self.dark = dark
+
+    def is_up(self, instant: int) -> bool:
+        return not (self.dark[0] <= instant < self.dark[1]) and super().is_up(instant)
+
+    def up_seconds(self, lo: int, hi: int) -> int:
+        dark_lo, dark_hi = max(lo, self.dark[0]), min(hi, self.dark[1])
+        hidden = super().up_seconds(dark_lo, dark_hi) if dark_lo < dark_hi else 0
+        return super().up_seconds(lo, hi) - hidden
 
 
 def simulate_timeline(rng: random.Random, start: int, end: int, flaky: bool) -> Timeline:
@@ -212,21 +241,30 @@ def simulate(scenario: Scenario, seed: int = 1) -> Iterator[SimulatedStore]:
         business = business_intervals(schedule, zone or parsing.DEFAULT_TIMEZONE, start, now + 1)
         inactive_when_closed = rng.random() < scenario.inactive_when_closed_share
         polls = []
+        interval = scenario.poll_interval
+        if index and scenario.sparse_share and rng.random() < scenario.sparse_share:
+            interval = rng.uniform(6, 24) * HOUR
+        if index and scenario.silent_share and rng.random() < scenario.silent_share:
+            dark_start = now - rng.randrange(scenario.days * DAY)
+            dark = (dark_start, dark_start + max(HOUR, int(rng.lognormvariate(math.log(24 * HOUR), 0.8))))
+            timeline = DarkTimeline(timeline, dark)
         if rng.random() < scenario.rare_share:
             moments = [now - rng.randrange(scenario.days * DAY)]
         else:
-            phase = rng.random() * scenario.poll_interval
-            count = int(scenario.days * DAY / scenario.poll_interval)
+            phase = rng.random() * interval
+            count = int(scenario.days * DAY / interval)
             moments = []
             for slot in range(count):
                 if rng.random() < scenario.drop_rate:
                     continue
-                jitter = (rng.random() * 2 - 1) * scenario.jitter * scenario.poll_interval
-                moments.append(int(now - phase - slot * scenario.poll_interval + jitter))
+                jitter = (rng.random() * 2 - 1) * scenario.jitter * interval
+                moments.append(int(now - phase - slot * interval + jitter))
         if index == 0:
             moments.append(now)  # "now" is the latest poll: pin it to the scenario's now
         for moment in sorted(set(m for m in moments if start <= m <= now)):
             if gap and gap[0] <= moment < gap[1]:
+                continue
+            if isinstance(timeline, DarkTimeline) and timeline.dark[0] <= moment < timeline.dark[1]:
                 continue
             up = timeline.is_up(moment)
             if inactive_when_closed and not _inside(business, moment):
@@ -292,54 +330,70 @@ class RuleError:
     mae: float
     p90: float
     bias: float
+    #: Mean absolute error as a share of the mean business time of the window (%).
+    share: float = 0.0
 
 
-def candidate_rules() -> dict[str, InterpolationRule]:
-    rules = dict(RULES)
-    for hours in (1.0, 6.0, 12.0):
-        params = MarkovParameters(relaxation_hours=hours)
-        rules[f"markov_bridge(relaxation={hours:g}h)"] = lambda polls, p=params: markov_bridge(polls, p)
-    for hold in (1.0, 2.0, 3.0):
-        rules[f"nearest_then_markov(hold={hold:g}h)"] = lambda polls, h=hold: nearest_then_markov(polls, hold_hours=h)
-    for hours in (6.0,):
-        params = MarkovParameters(relaxation_hours=hours)
-        rules[f"nearest_then_markov(relaxation={hours:g}h)"] = \
-            lambda polls, p=params: nearest_then_markov(polls, p)
+def candidate_rules(prior: float = FALLBACK_UP_SHARE) -> dict[str, InterpolationRule]:
+    """The rules measured; ``prior`` is the fleet's learned up share for the rules that use it."""
+    rules = {name: rule for name, rule in RULES.items() if name != "fading_silence"}
+    rules["nearest_then_markov(learned prior)"] = \
+        lambda polls: nearest_then_markov(polls, MarkovParameters(prior_up_share=prior))
+    learned = MarkovParameters(prior_up_share=prior)
+    for trust in (6.0, 12.0, 24.0):
+        rules[f"fading_silence(trust={trust:g}h)"] = \
+            lambda polls, t=trust: nearest_then_markov(polls, learned, trust_hours=t)
+        for gaps in (2.0, 4.0):
+            rules[f"fading_silence(trust={trust:g}h or {gaps:g} gaps)"] = \
+                lambda polls, t=trust, g=gaps: nearest_then_markov(polls, learned, trust_hours=t, trust_gaps=g)
+    rules["fading_silence (in use)"] = lambda polls: fading_silence(polls, prior)
     return rules
 
 
-def compare_rules(scenario: Scenario, seeds: Sequence[int], rules: Optional[dict[str, InterpolationRule]] = None,
+def compare_rules(scenario: Scenario, seeds: Sequence[int],
+                  rules: Optional[Callable[[float], dict[str, InterpolationRule]]] = None,
                   nows_per_seed: int = 3) -> list[RuleError]:
     """Error of each rule against the truth, per window (hour in minutes, day and week in hours).
 
     Each seed's fleet is evaluated at several "now"s (the real one and earlier ones, with the
     polls after them hidden), so windows fall on every part of the day and of the outage gap.
+    ``rules`` builds the rules from the fleet's learned up share (``fleet_up_share``), computed
+    as the report computes it.
     """
-    rules = rules or candidate_rules()
+    rules = rules or candidate_rules
     errors: dict[tuple[str, str], list[float]] = {}
+    business_total: dict[str, float] = {}
     for seed in seeds:
-        stores = list(simulate(scenario, seed))
+        stores = sorted(simulate(scenario, seed), key=lambda store: store.store_id)
         now = int(scenario.now.timestamp())
         for shift in range(nows_per_seed):
             report_now = now - shift * 7 * HOUR
+            evidence = {store.store_id: store_evidence([p for p in store.polls if p.at <= report_now],
+                                                       store.schedule, store.tz_name, report_now)
+                        for store in stores}
+            fleet_rules = rules(fleet_up_share(e.polls for e in evidence.values()))
             for store in stores:
-                polls = [p for p in store.polls if p.at <= report_now]
-                if not polls:
+                if not any(p.at <= report_now for p in store.polls):
                     continue
                 business = business_intervals(store.schedule, store.tz_name, report_now - 7 * DAY, report_now)
-                for name, rule in rules.items():
-                    row = store_report(store.store_id, polls, store.schedule, store.tz_name, report_now, rule)
-                    for window, length in WINDOWS:
-                        truth = sum(store.timeline.up_seconds(max(lo, report_now - length), min(hi, report_now))
-                                    for lo, hi in business if hi > report_now - length)
+                truths = {}
+                for window, length in WINDOWS:
+                    truths[window] = sum(store.timeline.up_seconds(max(lo, report_now - length), min(hi, report_now))
+                                         for lo, hi in business if hi > report_now - length)
+                for name, rule in fleet_rules.items():
+                    row = report_from_evidence(store.store_id, evidence[store.store_id], report_now, rule)
+                    for window, _ in WINDOWS:
                         unit = 60 if window == "hour" else 3600
-                        estimate = getattr(row, window).uptime
-                        errors.setdefault((name, window), []).append((estimate - truth) / unit)
+                        totals = getattr(row, window)
+                        errors.setdefault((name, window), []).append((totals.uptime - truths[window]) / unit)
+                        if name == next(iter(fleet_rules)):
+                            business_total[window] = business_total.get(window, 0.0) + totals.business / unit
     result = []
     for (name, window), values in errors.items():
         absolute = sorted(abs(v) for v in values)
+        share = 100 * sum(absolute) / business_total[window] if business_total.get(window) else 0.0
         result.append(RuleError(name, window, statistics.fmean(absolute),
-                                absolute[int(0.9 * (len(absolute) - 1))], statistics.fmean(values)))
+                                absolute[int(0.9 * (len(absolute) - 1))], statistics.fmean(values), share))
     return result
 
 
@@ -347,13 +401,14 @@ def errors_table(errors: list[RuleError]) -> str:
     rules = list(dict.fromkeys(e.rule for e in errors))
     cell = {(e.rule, e.window): e for e in errors}
     lines = ["| rule | hour: MAE (min) | hour: P90 | hour: bias | day: MAE (h) | day: P90 | day: bias "
-             "| week: MAE (h) | week: P90 | week: bias |",
-             "|---|" + "---:|" * 9]
+             "| week: MAE (h) | week: P90 | week: bias | week: MAE % of business |",
+             "|---|" + "---:|" * 10]
     for rule in rules:
         parts = []
         for window, _ in WINDOWS:
             e = cell[(rule, window)]
             parts += [f"{e.mae:.2f}", f"{e.p90:.2f}", f"{e.bias:+.2f}"]
+        parts.append(f"{cell[(rule, 'week')].share:.2f} %")
         lines.append(f"| `{rule}` | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
@@ -369,10 +424,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare_rules(args: argparse.Namespace) -> int:
-    scenario = replace(SCENARIOS["sample"], stores=args.stores)
+    scenario = replace(SCENARIOS[args.scenario], stores=args.stores)
     started = time.monotonic()
     errors = compare_rules(scenario, seeds=range(1, args.seeds + 1))
-    print(f"{args.stores} stores x {args.seeds} seeds x 3 report times, {time.monotonic() - started:.0f} s; "
+    print(f"scenario {args.scenario}: {args.stores} stores x {args.seeds} seeds x 3 report times, {time.monotonic() - started:.0f} s; "
           f"real schedules and zones: {'yes' if SHARED_REAL.is_dir() else 'no (synthetic)'}\n")
     print(errors_table(errors))
     return 0
@@ -386,6 +441,7 @@ def register_commands(commands: Any) -> None:
     generate.set_defaults(func=cmd_generate)
 
     compare = commands.add_parser("compare-rules", help="measure interpolation rules against simulated truth")
+    compare.add_argument("--scenario", choices=sorted(SCENARIOS), default="sample")
     compare.add_argument("--stores", type=int, default=300)
     compare.add_argument("--seeds", type=int, default=3)
     compare.set_defaults(func=cmd_compare_rules)

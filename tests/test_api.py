@@ -12,7 +12,7 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib.core.interpolation import Poll
-from chalicelib.core.report import CSV_HEADER, store_report
+from chalicelib.core.report import CSV_HEADER
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.settings import settings
 from chalicelib.storage.jobs import ReportJobRepository
@@ -65,18 +65,28 @@ def _trigger(client: Client) -> str:
 
 
 def _expected_rows() -> dict[str, list[str]]:
-    """The same inputs straight through the core: the plumbing must not change a digit."""
+    """The same inputs straight through the core: the plumbing must not change a digit.
+    The learned up share is per storage shard, as the worker computes it."""
+    from chalicelib.core.interpolation import fleet_up_share
+    from chalicelib.core.parsing import parse_poll_timestamp
+    from chalicelib.core.report import default_rule, report_from_evidence, store_evidence
+    from chalicelib.storage.polls import shard_of
+
     now = int(fixtures.NOW.timestamp())
     polls: dict[str, list[Poll]] = {}
     for store, status, ts in fixtures.status_rows():
-        from chalicelib.core.parsing import parse_poll_timestamp
         polls.setdefault(store, []).append(Poll(parse_poll_timestamp(ts), status == "active"))
     night = WeeklySchedule.from_rows([(d, 22 * 3600, 2 * 3600) for d in range(7)])
-    return {
-        fixtures.BIG_ID: store_report(fixtures.BIG_ID, polls[fixtures.BIG_ID], None, "America/New_York", now).csv_fields(),
-        fixtures.NIGHT_OWL: store_report(fixtures.NIGHT_OWL, polls[fixtures.NIGHT_OWL], night, "America/Chicago", now).csv_fields(),
-        fixtures.SILENT: store_report(fixtures.SILENT, [], None, "America/Denver", now).csv_fields(),
-    }
+    inputs = {fixtures.BIG_ID: (None, "America/New_York"), fixtures.NIGHT_OWL: (night, "America/Chicago"),
+              fixtures.SILENT: (None, "America/Denver")}
+    evidence = {store: store_evidence(polls[store], schedule, zone, now) for store, (schedule, zone) in inputs.items()}
+    rows = {}
+    for store in evidence:
+        shard = shard_of(store, settings.poll_shards)
+        neighbours = sorted(s for s in evidence if shard_of(s, settings.poll_shards) == shard)
+        rule = default_rule(fleet_up_share(evidence[s].polls for s in neighbours))
+        rows[store] = report_from_evidence(store, evidence[store], now, rule).csv_fields()
+    return rows
 
 
 def test_trigger_get_and_complete(client, ingested):

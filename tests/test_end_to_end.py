@@ -29,14 +29,26 @@ def test_report_over_http(stack, tmp_path):
         client.status("nope")
     assert malformed.value.status == 400
 
+    with pytest.raises(ApiError) as bad_as_of:
+        client.trigger(as_of="last tuesday")
+    assert bad_as_of.value.status == 400 and "as_of" in bad_as_of.value.body["error"]
+
     pump = EventPump(app_module, concurrency=2).start()
     try:
         report_id = client.trigger()
+        earlier_id = client.trigger(as_of="2023-01-25T14:00:00Z")
         view = client.wait(report_id, timeout=120, interval=0.2)
+        earlier = client.wait(earlier_id, timeout=120, interval=0.2)
     finally:
         pump.stop()
+    assert earlier["status"] == "Complete" and earlier["data_now"] == "2023-01-25T14:00:00+00:00"
     assert view["status"] == "Complete", view
     with urllib.request.urlopen(view["download_url"], timeout=30) as response:
         downloaded = response.read().decode("utf-8")
     fixtures.check_report_rows(list(csv.reader(io.StringIO(downloaded))))
     assert client.csv(report_id).decode("utf-8") == downloaded
+    # the detail report: the same rows, then the evidence behind them
+    with urllib.request.urlopen(view["detail_url"], timeout=30) as response:
+        detail = list(csv.reader(io.StringIO(response.read().decode("utf-8"))))
+    assert [row[:7] for row in detail] == list(csv.reader(io.StringIO(downloaded)))
+    assert detail[0][-1] == "last_poll_utc" and view["evidence"]["stores_without_polls"]["week"] == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import statistics
 from dataclasses import replace
 
 from chalicelib.core import parsing
@@ -65,3 +66,18 @@ def test_rule_comparison_runs_and_ranks():
     assert {e.window for e in errors} == {"hour", "day", "week"}
     assert all(e.mae >= 0 and e.p90 >= 0 for e in errors)
     assert "| `nearest_then_markov` |" in errors_table(errors)
+
+
+def test_sparse_stores_and_store_silences():
+    from storemon_app.simulation import DarkTimeline
+
+    scenario = replace(SCENARIOS["sample"], stores=120, sparse_share=0.2, silent_share=0.2)
+    stores = list(simulate(scenario, 4))
+    dark = [s for s in stores if isinstance(s.timeline, DarkTimeline)]
+    assert dark
+    for store in dark:
+        lo, hi = store.timeline.dark
+        assert not any(lo <= p.at < hi for p in store.polls)  # no polls while dark
+        assert store.timeline.up_seconds(lo, min(hi, lo + 3600)) == 0  # and truly down
+    gaps = [statistics.median(b.at - a.at for a, b in zip(s.polls, s.polls[1:])) for s in stores if len(s.polls) > 3]
+    assert any(g > 5 * 3600 for g in gaps) and any(g < 2 * 3600 for g in gaps)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Protocol, Sequence
+from typing import Callable, Iterable, NamedTuple, Protocol, Sequence
 
 
 class Poll(NamedTuple):
@@ -188,19 +188,45 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
     poll an hour is the norm), so a short gap is split at its midpoint, as the
     nearest-poll rule does. Beyond that, across fleet-wide outages and sparse
     stores, the bridge's expected value is a far better guess than half and half.
+
+    Silence at the edges (before the first evidence poll, after the last) is
+    trusted less the longer it lasts: past the hold, the expected status is
+    multiplied by ``exp(-u / trust)``, ``u`` the time beyond the hold. Far from
+    any poll the credit therefore falls continuously to 0, which is exactly
+    what a store with no evidence at all gets: one rule, no cliff where a
+    poll leaves the read range. ``trust_hours = inf`` is the old rule.
     """
 
-    def __init__(self, polls: Sequence[Poll], params: MarkovParameters, hold_hours: float) -> None:
+    def __init__(self, polls: Sequence[Poll], params: MarkovParameters, hold_hours: float,
+                 trust_hours: float = math.inf, trust_gaps: float = 0.0) -> None:
         super().__init__(polls, params)
         self._hold = hold_hours * 3600.0
+        trust = trust_hours * 3600.0
+        if trust_gaps and len(self._times) > 1:
+            # A store polled every 12 hours is not silent after 12 hours: its own
+            # typical spacing (the median gap between its evidence polls) sets the scale.
+            gaps = sorted(b - a for a, b in zip(self._times, self._times[1:]))
+            trust = max(trust, trust_gaps * gaps[len(gaps) // 2])
+        self._trust_rate = 0.0 if math.isinf(trust) else 1.0 / trust
 
     def _relaxing(self, state: float, d1: float, d2: float) -> float:
         held = max(0.0, min(d2, self._hold) - d1)
         rest_from = max(d1, self._hold)
         relaxed = 0.0
         if d2 > rest_from:
-            relaxed = super()._relaxing(state, rest_from - self._hold, d2 - self._hold)
+            u1, u2 = rest_from - self._hold, d2 - self._hold
+            if self._trust_rate:
+                relaxed = self._fading(state, u1, u2)
+            else:
+                relaxed = super()._relaxing(state, u1, u2)
         return state * held + relaxed
+
+    def _fading(self, state: float, u1: float, u2: float) -> float:
+        """Integral over [u1, u2] of (pi + (state - pi) e^(-k u)) e^(-r u): relaxing, and fading."""
+        k, pi, r = self._kappa, self._pi, self._trust_rate
+        both = k + r
+        return (pi * (math.exp(-r * u1) - math.exp(-r * u2)) / r
+                + (state - pi) * (math.exp(-both * u1) - math.exp(-both * u2)) / both)
 
     def _bridge(self, gap: int, t1: float, t2: float) -> float:
         length = self._times[gap + 1] - self._times[gap]
@@ -212,11 +238,48 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         return self._states[gap] * before + self._states[gap + 1] * after
 
 
+#: How far a poll is trusted as it stands: within this of an evidence poll its status holds
+#: (and a gap of up to twice this is split at its midpoint). Time further away is inferred.
+HOLD_HOURS = 1.5
+
+
 def nearest_then_markov(polls: Sequence[Poll], params: MarkovParameters = MarkovParameters(),
-                        hold_hours: float = 1.5) -> UptimeEstimate:
+                        hold_hours: float = HOLD_HOURS, trust_hours: float = math.inf,
+                        trust_gaps: float = 0.0) -> UptimeEstimate:
     if not polls:
         return NoEvidence()
-    return NearestThenMarkovEstimate(polls, params, hold_hours)
+    return NearestThenMarkovEstimate(polls, params, hold_hours, trust_hours, trust_gaps)
+
+
+#: How long silence at the edge of a store's evidence keeps its credit (e-folding time,
+#: past the hold); chosen by measurement, docs/ALGORITHM.md section 6.
+SILENCE_TRUST_HOURS = 12.0
+#: ... or this many of the store's own typical gaps between polls, if longer (sparse stores).
+SILENCE_TRUST_GAPS = 4.0
+#: The long-run up share used when there is no fleet evidence to learn it from.
+FALLBACK_UP_SHARE = 0.8
+
+
+def fading_silence(polls: Sequence[Poll], prior_up_share: float = FALLBACK_UP_SHARE) -> UptimeEstimate:
+    """The rule in use: nearest poll near evidence, Markov bridge across long gaps, credit
+    fading with silence at the edges; the long-run share shrinks the store's own evidence
+    towards ``prior_up_share`` (the fleet's, learned by ``fleet_up_share``)."""
+    return nearest_then_markov(polls, MarkovParameters(prior_up_share=prior_up_share),
+                               trust_hours=SILENCE_TRUST_HOURS, trust_gaps=SILENCE_TRUST_GAPS)
+
+
+def fleet_up_share(evidence: Iterable[Sequence[Poll]]) -> float:
+    """Empirical-Bayes prior: the mean of the stores' shares of active evidence polls,
+    with ``FALLBACK_UP_SHARE`` counted as one more store (so no evidence gives it back).
+
+    Callers give the stores in a fixed order (by id), so the same stores give the
+    same float whichever worker computes it."""
+    total, stores = FALLBACK_UP_SHARE, 1
+    for polls in evidence:
+        if polls:
+            total += sum(1 for _, active in polls if active) / len(polls)
+            stores += 1
+    return total / stores
 
 
 RULES: dict[str, InterpolationRule] = {
@@ -224,7 +287,8 @@ RULES: dict[str, InterpolationRule] = {
     "nearest_poll": nearest_poll,
     "markov_bridge": markov_bridge,
     "nearest_then_markov": nearest_then_markov,
+    "fading_silence": fading_silence,
 }
 
 #: Chosen by measurement against the simulator; see docs/ALGORITHM.md.
-DEFAULT_RULE_NAME = "nearest_then_markov"
+DEFAULT_RULE_NAME = "fading_silence"

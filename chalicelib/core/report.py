@@ -6,17 +6,29 @@ the simulator and the benchmarks all call ``store_report``.
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
 
 from chalicelib.core.interpolation import (
     DEFAULT_RULE_NAME,
+    HOLD_HOURS,
     RULES,
     InterpolationRule,
     Poll,
     canonical_polls,
+    fading_silence,
 )
-from chalicelib.core.schedule import Span, WeeklySchedule, business_intervals, clip_spans, contains
+from chalicelib.core.schedule import (
+    Span,
+    WeeklySchedule,
+    business_intervals,
+    clip_spans,
+    contains,
+    merge_spans,
+    total_seconds,
+)
 
 HOUR = 3600
 DAY = 24 * HOUR
@@ -30,6 +42,16 @@ LOOKBACK = DAY
 
 #: Polls from here on (relative to now) are read for a report.
 READ_RANGE = WEEK + LOOKBACK
+
+#: The detail report: the standard columns, then the evidence behind each window's numbers
+#: (business time, the part of it within ``HOLD_HOURS`` of an evidence poll, the inferred
+#: rest, evidence polls in the window; hour in minutes, day and week in hours), and the
+#: time of the store's latest poll read (any status; empty when none in the read range).
+DETAIL_EXTRA_HEADER = tuple(
+    f"{column}_last_{window}"
+    for window, unit in (("hour", "minutes"), ("day", "hours"), ("week", "hours"))
+    for column in (f"business_{unit}", f"backed_{unit}", f"inferred_{unit}", "polls")
+) + ("last_poll_utc",)
 
 CSV_HEADER = (
     "store_id",
@@ -96,6 +118,72 @@ def _instant(poll: Poll) -> int:
     return poll[0]
 
 
+@dataclass(frozen=True)
+class StoreEvidence:
+    """A store's business time in the read range and the polls that speak about it."""
+
+    business: list[Span]
+    polls: Sequence[Poll]
+    #: The latest poll read, evidence or not (None: no poll in the read range).
+    last_poll: Optional[int] = None
+
+    def detail_fields(self, now: int, hold: int = int(HOLD_HOURS * 3600)) -> list[str]:
+        """The detail report's extra columns (``DETAIL_EXTRA_HEADER``) for this store."""
+        near = merge_spans([(at - hold, at + hold + 1) for at, _ in self.polls])
+        fields = []
+        for _name, length in WINDOWS:
+            unit = 60 if length == HOUR else 3600
+            spans = clip_spans(self.business, now - length, now)
+            business = round(total_seconds(spans) * 100 / unit)
+            backed = min(business, round(sum(total_seconds(clip_spans(near, lo, hi)) for lo, hi in spans)
+                                         * 100 / unit))
+            first = bisect.bisect_left(self.polls, now - length, key=_instant)
+            fields += [_hundredths(business), _hundredths(backed), _hundredths(business - backed),
+                       str(len(self.polls) - first)]
+        last = "" if self.last_poll is None else \
+            datetime.fromtimestamp(self.last_poll, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return fields + [last]
+
+
+def store_evidence(polls: Iterable[Poll], schedule: Optional[WeeklySchedule], tz_name: str,
+                   now: int) -> StoreEvidence:
+    """Business spans of ``[now - READ_RANGE, now]`` and the evidence polls in it.
+
+    Both ends are closed: a poll at exactly ``now`` is evidence like any other.
+    Whether it falls in business time is decided by the second it opens,
+    ``[now, now + 1)``, so business time is built one second past now (the
+    windows are still clipped at now).
+    """
+    schedule = schedule or WeeklySchedule.always_open()
+    read_start = now - READ_RANGE
+    business = business_intervals(schedule, tz_name, read_start, now + 1)
+    ordered = canonical_polls(polls if isinstance(polls, list) else list(polls))
+    in_range = ordered[bisect.bisect_left(ordered, read_start, key=_instant):
+                       bisect.bisect_right(ordered, now, key=_instant)]
+    return StoreEvidence(business, evidence_polls(in_range, business),
+                         in_range[-1][0] if len(in_range) else None)
+
+
+def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
+                         rule: InterpolationRule) -> StoreReport:
+    estimate = rule(evidence.polls)
+    totals = {}
+    for name, length in WINDOWS:
+        spans = clip_spans(evidence.business, now - length, now)
+        totals[name] = WindowTotals(
+            business=sum(hi - lo for lo, hi in spans),
+            uptime=sum(estimate.uptime_seconds(lo, hi) for lo, hi in spans),
+        )
+    return StoreReport(store_id=store_id, **totals)
+
+
+def default_rule(prior_up_share: Optional[float] = None) -> InterpolationRule:
+    """The rule in use, with the fleet's learned up share when one is given."""
+    if prior_up_share is None:
+        return RULES[DEFAULT_RULE_NAME]
+    return functools.partial(fading_silence, prior_up_share=prior_up_share)
+
+
 def store_report(
     store_id: str,
     polls: Iterable[Poll],
@@ -103,25 +191,13 @@ def store_report(
     tz_name: str,
     now: int,
     rule: InterpolationRule | None = None,
+    prior_up_share: Optional[float] = None,
 ) -> StoreReport:
     """Business time and estimated uptime of one store in each window ending at ``now``.
 
     Only polls in ``[now - READ_RANGE, now]`` are used, so a report costs the
-    same whatever the length of the history.
+    same whatever the length of the history. ``prior_up_share`` is the fleet's
+    long-run up share (``fleet_up_share``); without it the fallback is used.
     """
-    rule = rule or RULES[DEFAULT_RULE_NAME]
-    schedule = schedule or WeeklySchedule.always_open()
-    read_start = now - READ_RANGE
-    business = business_intervals(schedule, tz_name, read_start, now)
-    ordered = canonical_polls(polls if isinstance(polls, list) else list(polls))
-    in_range = ordered[bisect.bisect_left(ordered, read_start, key=_instant):
-                       bisect.bisect_right(ordered, now, key=_instant)]
-    estimate = rule(evidence_polls(in_range, business))
-    totals = {}
-    for name, length in WINDOWS:
-        spans = clip_spans(business, now - length, now)
-        totals[name] = WindowTotals(
-            business=sum(hi - lo for lo, hi in spans),
-            uptime=sum(estimate.uptime_seconds(lo, hi) for lo, hi in spans),
-        )
-    return StoreReport(store_id=store_id, **totals)
+    evidence = store_evidence(polls, schedule, tz_name, now)
+    return report_from_evidence(store_id, evidence, now, rule or default_rule(prior_up_share))

@@ -1,6 +1,7 @@
 """Ingestion records: one item per ingested file."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Optional
 
@@ -48,7 +49,8 @@ class IngestionRepository:
     def finish(self, record: IngestionRecord, status: str, *, kind: Optional[str] = None,
                accepted: int = 0, rejected: int = 0, error: Optional[str] = None,
                error_report_key: Optional[str] = None,
-               storage: Optional[dict[str, int]] = None) -> IngestionRecord:
+               storage: Optional[dict[str, int]] = None,
+               counts: Optional[dict[str, int]] = None) -> IngestionRecord:
         record.status = status
         record.kind = kind
         record.rows_accepted = accepted
@@ -58,6 +60,7 @@ class IngestionRepository:
         if storage:
             record.write_units = storage.get("write_units")
             record.largest_item = storage.get("largest_item")
+        record.counts = json.dumps(counts, sort_keys=True) if counts else None
         record.finished_at = utcnow()
         record.save()
         return record

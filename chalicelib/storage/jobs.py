@@ -57,14 +57,17 @@ class ReportJobRepository:
             return None
         return job
 
-    def complete(self, report_id: str, s3_key: str, rows: int) -> None:
+    def complete(self, report_id: str, s3_key: str, rows: int, summary: Optional[str] = None) -> None:
+        actions = [
+            ReportJob.status.set(COMPLETE),
+            ReportJob.s3_key.set(s3_key),
+            ReportJob.rows.set(rows),
+            ReportJob.completed_at.set(utcnow()),
+        ]
+        if summary is not None:
+            actions.append(ReportJob.summary.set(summary))
         ReportJob(report_id).update(
-            actions=[
-                ReportJob.status.set(COMPLETE),
-                ReportJob.s3_key.set(s3_key),
-                ReportJob.rows.set(rows),
-                ReportJob.completed_at.set(utcnow()),
-            ],
+            actions=actions,
             condition=ReportJob.status != FAILED,
         )
 

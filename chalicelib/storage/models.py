@@ -114,6 +114,8 @@ class ReportJob(Model):
     error = UnicodeAttribute(null=True)
     completed_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
+    #: The fleet's evidence summary (JSON): share of business time inferred, stores without polls.
+    summary = UnicodeAttribute(null=True)
 
 
 class IngestionRecord(Model):
@@ -137,6 +139,8 @@ class IngestionRecord(Model):
     largest_item = NumberAttribute(null=True)
     #: Epoch seconds until which a Running record's worker holds the file (``claim``).
     claimed_until = NumberAttribute(null=True)
+    #: What ingestion did besides accepting rows, as JSON: duplicates, conflicts, defaults applied.
+    counts = UnicodeAttribute(null=True)
 
 
 class DatasetState(Model):

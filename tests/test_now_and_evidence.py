@@ -1,0 +1,188 @@
+"""Numbers an owner can trust: one stray row cannot move "now", as-of reports, and the evidence behind every number."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from chalice.test import Client
+
+import app as app_module
+from chalicelib.core.strays import STRAY_GAP, STRAY_MIN_ROWS, StrayGuard
+from chalicelib.settings import settings
+from chalicelib.storage.jobs import DatasetStateRepository
+from storemon_app import local_ingest
+from storemon_app.local_ingest import ingest_file
+from tests import fixtures
+
+H = 3600
+DAY = 24 * H
+
+
+def _run(watermark, times):
+    guard = StrayGuard(watermark)
+    released = [item for at in times for item in guard.add(at, at)]
+    accepted, strays = guard.finish()
+    return sorted(released + accepted), sorted(item for item, _ in strays)
+
+
+def test_a_lone_far_poll_is_held_back_whatever_its_place_in_the_file():
+    body = [1_000_000 + k * H for k in range(50)]
+    stray = 1_000_000 + 400 * DAY
+    for position in (0, 25, 50):
+        times = body[:position] + [stray] + body[position:]
+        accepted, strays = _run(None, times)
+        assert strays == [stray] and accepted == body
+
+
+def test_a_drop_of_one_row_far_beyond_the_data_so_far_is_held_back():
+    watermark = 1_000_000
+    assert _run(watermark, [watermark + 400 * DAY]) == ([], [watermark + 400 * DAY])
+    assert _run(watermark, [watermark + STRAY_GAP]) == ([watermark + STRAY_GAP], [])  # 24 h exactly: fine
+
+
+def test_a_catch_up_drop_after_a_pause_goes_in():
+    watermark = 1_000_000
+    later = [watermark + 5 * DAY + k * H for k in range(STRAY_MIN_ROWS)]
+    assert _run(watermark, later) == (later, [])
+    too_few = later[: STRAY_MIN_ROWS - 1]
+    assert _run(watermark, too_few) == ([], too_few)
+    # an hourly drop that runs on from the data so far is never cut, however long it is
+    chained = [watermark + k * 20 * H for k in range(30)]
+    assert _run(watermark, chained) == (chained, [])
+
+
+def test_a_small_first_drop_is_taken_as_it_is():
+    assert _run(None, [0, 40 * DAY]) == ([0, 40 * DAY], [])
+
+
+def test_earlier_polls_are_never_strays():
+    watermark = 1_000_000_000
+    old = [watermark - 300 * DAY, watermark - 2 * DAY]
+    assert _run(watermark, old) == (old, [])
+
+
+# -- end to end: ingestion holds a stray back, and as_of reports over chalice's test client ----------
+
+@pytest.fixture
+def client(aws, tmp_path, monkeypatch):
+    monkeypatch.setattr(local_ingest, "REJECTIONS_DIR", tmp_path / "rejections")
+    files = fixtures.write_dataset(tmp_path)
+    for kind in ("timezones", "hours", "status"):
+        assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
+    with Client(app_module.app, stage_name="dev") as chalice_client:
+        yield chalice_client
+
+
+def test_a_stray_row_is_rejected_and_now_stays(client, tmp_path: Path):
+    now = DatasetStateRepository().latest_poll_at()
+    stray = fixtures.write_csv(tmp_path / "stray.csv", ["store_id", "status", "timestamp_utc"],
+                               [[fixtures.BIG_ID, "active", "2025-06-01 00:00:00.000000 UTC"]])
+    outcome = ingest_file(stray, expected_kind="status", quiet=True)
+    assert (outcome.accepted, outcome.rejected) == (0, 1)
+    assert outcome.sample[0].line == 2 and "held back as a stray" in outcome.sample[0].reason
+    assert "2025-06-01" in outcome.sample[0].raw
+    assert DatasetStateRepository().latest_poll_at() == now
+    rows = list(csv.reader(io.StringIO(outcome.rejections_path.read_text())))
+    assert rows[1][0] == "2" and "stray" in rows[1][1]
+
+
+def _run_parts(client: Client) -> None:
+    from chalicelib.aws import queue_url, sqs_client
+
+    url = queue_url(settings.report_queue)
+    while True:
+        got = sqs_client().receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not got:
+            return
+        for message in got:
+            event = client.events.generate_sqs_event(message_bodies=[message["Body"]], queue_name=settings.report_queue)
+            client.lambda_.invoke("compute_report_part", event)
+            sqs_client().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _report(client: Client, report_id: str) -> tuple[dict, dict[str, list[str]]]:
+    _run_parts(client)
+    view = client.http.get(f"/get_report?report_id={report_id}").json_body
+    assert view["status"] == "Complete", view
+    body = client.http.get(f"/get_report?report_id={report_id}&format=csv").body.decode()
+    return view, {row[0]: row for row in list(csv.reader(io.StringIO(body)))[1:]}
+
+
+def test_as_of_reports_over_http(client):
+    latest_id = client.http.post("/trigger_report").json_body["report_id"]
+    latest_view, latest = _report(client, latest_id)
+    assert latest_view["data_now"] == "2023-01-25T18:00:00+00:00"
+    # BIG_ID was inactive for the 3 polls before now; 4 hours earlier it was up all along
+    by_query = client.http.post("/trigger_report?as_of=2023-01-25T14:00:00Z")
+    assert by_query.status_code == 202
+    view, earlier = _report(client, by_query.json_body["report_id"])
+    assert view["data_now"] == "2023-01-25T14:00:00+00:00"
+    assert latest[fixtures.BIG_ID][1] == "0.00" and earlier[fixtures.BIG_ID][1] == "60.00"
+    by_body = client.http.post("/trigger_report", headers={"Content-Type": "application/json"},
+                               body='{"as_of": "2023-01-25 08:00:00-06:00"}')  # the same instant, Chicago time
+    assert by_body.status_code == 202
+    assert _report(client, by_body.json_body["report_id"])[1] == earlier
+
+
+@pytest.mark.parametrize("request_kwargs", [
+    {"path": "/trigger_report?as_of=yesterday"},
+    {"path": "/trigger_report?as_of=2023-02-30T00:00:00Z"},
+    {"path": "/trigger_report", "body": '{"as_of": 1674669600}'},
+    {"path": "/trigger_report", "body": "{not json"},
+])
+def test_a_bad_as_of_is_a_400_with_a_reason(client, request_kwargs):
+    path = request_kwargs["path"]
+    kwargs = {"headers": {"Content-Type": "application/json"}, "body": request_kwargs["body"]} \
+        if "body" in request_kwargs else {}
+    response = client.http.post(path, **kwargs)
+    assert response.status_code == 400
+    assert "as_of" in response.json_body["error"] or "JSON" in response.json_body["error"]
+
+
+def test_detail_report_and_fleet_summary(client):
+    from chalicelib.aws import s3_client
+    from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER
+    from chalicelib.reporting import detail_report_key
+
+    report_id = client.http.post("/trigger_report").json_body["report_id"]
+    view, standard = _report(client, report_id)
+    assert "detail.csv" in view["detail_url"] and view["detail_url"] != view["download_url"]
+    body = s3_client().get_object(Bucket=settings.bucket, Key=detail_report_key(report_id))["Body"].read().decode()
+    rows = list(csv.reader(io.StringIO(body)))
+    assert tuple(rows[0]) == CSV_HEADER + DETAIL_EXTRA_HEADER
+    detail = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
+    assert {store: row[:7] for store, row in ((r[0], r) for r in rows[1:])} == standard  # standard columns first
+    big, silent = detail[fixtures.BIG_ID], detail[fixtures.SILENT]
+    assert big["backed_hours_last_week"] == "168.00" and big["inferred_hours_last_week"] == "0.00"
+    # polls at 17:00 and 18:00: the window holds both its ends
+    assert big["polls_last_hour"] == "2" and big["last_poll_utc"] == "2023-01-25T18:00:00Z"
+    assert silent["polls_last_week"] == "0" and silent["last_poll_utc"] == ""
+    assert silent["inferred_hours_last_week"] == "168.00"
+    evidence = view["evidence"]
+    assert evidence["stores_without_polls"]["week"] == 1  # the silent store
+    assert evidence["stores_mostly_inferred_last_week"] == 1
+    business = 168 + 168 + 28  # BIG_ID and SILENT 24x7, NIGHT_OWL 4 h a day
+    inferred = sum(float(row["inferred_hours_last_week"]) for row in detail.values())
+    assert evidence["inferred_share"]["week"] == round(inferred / business, 4)
+
+
+def test_demo_summary_says_which_numbers_are_inferred(tmp_path):
+    from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER
+    from storemon_app.cli import detail_path, summarise_report
+
+    report = tmp_path / "report.csv"
+    standard = [["well-seen", "60.00", "24.00", "160.00", "0.00", "0.00", "8.00"],
+                ["one-poll", "0.00", "0.00", "10.00", "60.00", "24.00", "158.00"]]
+    extra = {"well-seen": ["60.00", "60.00", "0.00", "1", "24.00", "24.00", "0.00", "24",
+                           "168.00", "167.00", "1.00", "168", "2023-01-25T18:00:00Z"],
+             "one-poll": ["60.00", "0.00", "60.00", "0", "24.00", "0.00", "24.00", "0",
+                          "168.00", "3.00", "165.00", "1", "2023-01-21T10:00:00Z"]}
+    fixtures.write_csv(report, list(CSV_HEADER), standard)
+    fixtures.write_csv(detail_path(report), list(CSV_HEADER + DETAIL_EXTRA_HEADER),
+                       [row + extra[row[0]] for row in standard])
+    text = summarise_report(report, detail_path(report))
+    assert "one-poll (158.00 h, 98% inferred)" in text
+    assert "1 of 2 stores rest on little evidence" in text
+    assert "stores rest on little evidence" not in summarise_report(report)  # no detail: as before
