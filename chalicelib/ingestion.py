@@ -295,7 +295,7 @@ def _ingest_hours(rows, columns, width, settings, result, reject, progress, wall
     schedules = {store: sorted({tuple(v) for _, v in items}) for store, items in values.items()}
     count(result, "duplicate_hours", sum(len(items) for items in values.values()) -
           sum(len(rows_) for rows_ in schedules.values()))
-    business_hours_repository(settings.poll_shards).replace({s: [list(r) for r in rows_] for s, rows_ in schedules.items()})
+    business_hours_repository(settings.poll_shards, settings.poll_item_budget).replace({s: [list(r) for r in rows_] for s, rows_ in schedules.items()})
     result.rows_accepted = sum(len(items) for items in values.values())
     result.stores = len(schedules)
 
@@ -320,5 +320,5 @@ def _ingest_timezones(rows, columns, width, settings, result, reject, progress, 
         zones[store] = distinct.pop()
         count(result, "duplicates", len(items) - 1)
         result.rows_accepted += len(items)
-    timezone_repository(settings.poll_shards).replace(zones)
+    timezone_repository(settings.poll_shards, settings.poll_item_budget).replace(zones)
     result.stores = len(zones)

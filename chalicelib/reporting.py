@@ -165,8 +165,8 @@ class ReportService:
         self.jobs = ReportJobRepository()
         self.state = DatasetStateRepository()
         self.polls = PollRepository(settings.poll_shards, settings.retention_days, settings.poll_item_budget)
-        self.hours = business_hours_repository(settings.poll_shards)
-        self.zones = timezone_repository(settings.poll_shards)
+        self.hours = business_hours_repository(settings.poll_shards, settings.poll_item_budget)
+        self.zones = timezone_repository(settings.poll_shards, settings.poll_item_budget)
 
     # -- trigger ----------------------------------------------------------
     def trigger(self, as_of: Optional[int] = None) -> str:

@@ -208,3 +208,32 @@ def test_a_writer_that_flushes_every_batch_reads_back_the_same(aws):
     for store, wanted in expected.items():
         read = small.read_shard(shard_of(store, settings.poll_shards), at - DAY, at + 3 * DAY)
         assert read.polls_by_store[store] == wanted
+
+
+# -- schedules and zones ----------------------------------------------------------------------------
+
+def test_a_shard_map_too_big_for_one_item_is_paged_and_replaced_store_by_store(aws):
+    from chalicelib.storage.models import BusinessHoursShard
+    from chalicelib.storage.store_maps import PAGE_KEY_BASE, business_hours_repository
+
+    repository = business_hours_repository(1, item_budget=2048)
+    rng = random.Random(4)
+    schedules = {f"{rng.getrandbits(128):032x}": [[day, rng.randrange(30000), 80000] for day in range(7)]
+                 for _ in range(400)}
+    repository.replace(schedules)
+    items = list(BusinessHoursShard.scan())
+    pages = [item for item in items if item.shard >= PAGE_KEY_BASE]
+    assert len(pages) > 3 and all(len(item.payload) <= 2048 for item in pages)
+    assert repository.read([0]) == schedules
+    # replacing some stores rewrites the pages and removes the ones no longer listed
+    changed = dict(list(schedules.items())[:50])
+    changed = {store: [[0, 0, 3600]] for store in changed}
+    repository.replace(changed)
+    assert repository.read([0]) == {**schedules, **changed}
+    head = BusinessHoursShard.get(0)
+    assert {item.shard for item in BusinessHoursShard.scan() if item.shard >= PAGE_KEY_BASE} == set(head.pages)
+    # and a map that fits again goes back into its head
+    small = business_hours_repository(1, item_budget=10_000_000)
+    small.replace({"one-more": [[1, 0, 60]]})
+    assert BusinessHoursShard.get(0).pages is None
+    assert small.read([0]) == {**schedules, **changed, "one-more": [[1, 0, 60]]}

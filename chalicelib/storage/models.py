@@ -68,14 +68,18 @@ class PollBlock(Model):
 
 
 class StoreMapShard(Model):
-    """One shard's per-store values (schedules or zones) as one compressed JSON map.
+    """One shard's per-store values (schedules or zones) as compressed JSON.
 
-    Replacing a store's schedule is a read-modify-write of its shard guarded
-    by ``version``, so concurrent drops never lose each other's stores.
+    The head item (key = shard number) holds the map in ``payload`` while it fits
+    the item budget; past that, in immutable page items whose keys it lists in
+    ``pages`` (keys from ``PAGE_KEY_BASE`` up, content-addressed). Replacing a
+    store's schedule is a read-modify-write of the head guarded by ``version``,
+    so concurrent drops never lose each other's stores.
     """
 
     shard = NumberAttribute(hash_key=True)
     payload = BinaryAttribute(legacy_encoding=False, null=True)
+    pages = NumberSetAttribute(null=True)
     store_count = NumberAttribute(default=0)
     version = VersionAttribute()
 

@@ -1,39 +1,70 @@
-"""Per-store schedules and time zones, kept as one item per store shard.
+"""Per-store schedules and time zones, kept as one head item per store shard.
 
 A report part reads its shards' maps with one BatchGetItem instead of scanning
 14k small items (moto's server scans ~2,200 items/s). A drop replaces the
 values of the stores it names (replacement semantics) with an optimistic,
 versioned read-modify-write per shard.
+
+No item outgrows the budget: a shard's map that does not fit its head item is
+split by store into content-addressed page items the head lists (a fleet of
+140k stores has ~8,800 schedules a shard, ~300 KB compressed). Pages replaced
+by a write are deleted after the head moves on; a reader that meets a page gone
+meanwhile reads the head again.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pynamodb.exceptions import PutError
 
 from chalicelib.storage.models import BusinessHoursShard, StoreMapShard, TimezoneShard
-from chalicelib.storage.polls import shard_of
+from chalicelib.storage.polls import DEFAULT_ITEM_BUDGET, shard_of
 
 MAX_ATTEMPTS = 8
+#: Page items take numeric keys from here on (shard heads are 0 .. shards - 1).
+PAGE_KEY_BASE = 1_000_000_000
+_PAGE_KEY_SPACE = 2 ** 48
+#: The head's own attributes besides the payload (key, version, counts, page keys).
+_HEAD_OVERHEAD = 512
 
 
 def _encode(values: Mapping[str, Any]) -> bytes:
     return zlib.compress(json.dumps(values, sort_keys=True, separators=(",", ":")).encode("utf-8"), 6)
 
 
-def _decode(blob: bytes | None) -> dict[str, Any]:
+def _decode(blob: Optional[bytes]) -> dict[str, Any]:
     return json.loads(zlib.decompress(blob).decode("utf-8")) if blob else {}
+
+
+def _page_key(blob: bytes) -> int:
+    digest = int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big")
+    return PAGE_KEY_BASE + digest % _PAGE_KEY_SPACE
+
+
+def split_map(values: Mapping[str, Any], budget: int) -> list[bytes]:
+    """``values`` as compressed JSON blobs of at most ``budget`` bytes, split by store id."""
+    stores = sorted(values)
+    blob = _encode({store: values[store] for store in stores})
+    if len(blob) <= budget:
+        return [blob]
+    if len(stores) < 2:
+        raise ValueError(f"the value of store {stores[0][:40]!r} alone is over {budget} bytes compressed")
+    half = len(stores) // 2
+    return (split_map({s: values[s] for s in stores[:half]}, budget)
+            + split_map({s: values[s] for s in stores[half:]}, budget))
 
 
 class StoreMapRepository:
     """Replace and read per-store values in a ``StoreMapShard`` table."""
 
-    def __init__(self, model: type[StoreMapShard], shards: int) -> None:
+    def __init__(self, model: type[StoreMapShard], shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> None:
         self.model = model
         self.shards = shards
+        self.item_budget = item_budget
 
     def replace(self, values: Mapping[str, Any]) -> int:
         """Set each named store's value, leaving other stores alone; returns shards written."""
@@ -47,32 +78,65 @@ class StoreMapRepository:
     def _replace_in_shard(self, shard: int, values: Mapping[str, Any]) -> None:
         for _ in range(MAX_ATTEMPTS):
             try:
-                item = self.model.get(shard)
+                item = self.model.get(shard, consistent_read=True)
             except self.model.DoesNotExist:
                 item = self.model(shard)
-            merged = _decode(item.payload)
+            merged = self._read_heads([item])
+            if merged is None:
+                continue  # a page went away under us: another writer moved on; read again
             merged.update(values)
-            item.payload = _encode(merged)
+            old_pages = set(item.pages or ())
+            blobs = split_map(merged, self.item_budget - _HEAD_OVERHEAD)
+            if len(blobs) == 1:
+                item.payload, item.pages = blobs[0], None
+            else:
+                keys = []
+                for blob in blobs:
+                    key = _page_key(blob)
+                    self.model(key, payload=blob, store_count=0).save(add_version_condition=False)
+                    keys.append(key)
+                item.payload, item.pages = None, set(keys)
             item.store_count = len(merged)
             try:
                 item.save()  # conditional on the version read above
-                return
             except PutError as error:
                 if error.cause_response_code != "ConditionalCheckFailedException":
                     raise
+                continue
+            for key in old_pages - set(item.pages or ()):
+                self.model(key).delete(add_version_condition=False)
+            return
         raise RuntimeError(f"{self.model.Meta.table_name}: shard {shard} kept changing under us")
+
+    def _read_heads(self, heads: Sequence[StoreMapShard]) -> Optional[dict[str, Any]]:
+        """The values of these head items, pages included; None if a listed page is gone."""
+        values: dict[str, Any] = {}
+        page_keys: set[int] = set()
+        for head in heads:
+            values.update(_decode(head.payload))
+            page_keys.update(int(key) for key in head.pages or ())
+        if page_keys:
+            pages = list(self.model.batch_get(sorted(page_keys)))
+            if len(pages) != len(page_keys):
+                return None
+            for page in pages:
+                values.update(_decode(page.payload))
+        return values
 
     def read(self, shards: Iterable[int]) -> dict[str, Any]:
         """All stores' values in the given shards."""
-        values: dict[str, Any] = {}
-        for item in self.model.batch_get(sorted(set(shards))):
-            values.update(_decode(item.payload))
-        return values
+        wanted = sorted(set(shards))
+        for attempt in range(MAX_ATTEMPTS):
+            heads = list(self.model.batch_get(wanted, consistent_read=attempt > 0))
+            values = self._read_heads(heads)
+            if values is not None:
+                return values
+        raise RuntimeError(f"{self.model.Meta.table_name}: pages kept changing under a read")
 
 
-def business_hours_repository(shards: int) -> StoreMapRepository:
-    return StoreMapRepository(BusinessHoursShard, shards)
+def business_hours_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> StoreMapRepository:
+    return StoreMapRepository(BusinessHoursShard, shards, item_budget)
 
 
-def timezone_repository(shards: int) -> StoreMapRepository:
-    return StoreMapRepository(TimezoneShard, shards)
+def timezone_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> StoreMapRepository:
+    return StoreMapRepository(TimezoneShard, shards, item_budget)
