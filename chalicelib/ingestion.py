@@ -216,7 +216,9 @@ def _ingest_status(rows, columns, width, settings, result, reject, progress, wal
         except InvalidField as error:
             reject(number, str(error), ",".join(fields))
             continue
-        for _, released, _ in guard.add(poll.at, (number, poll, fields)):
+        held = guard.add(poll.at, (number, poll, fields))
+        if held is not None:
+            released = held[1]
             batch.append(released)
             stores.add(released.store_id)
             if latest is None or released.at > latest:

@@ -22,7 +22,7 @@ DAY = 24 * H
 
 def _run(watermark, times):
     guard = StrayGuard(watermark)
-    released = [item for at in times for item in guard.add(at, at)]
+    released = [item for item in (guard.add(at, at) for at in times) if item is not None]
     accepted, strays = guard.finish()
     return sorted(released + accepted), sorted(item for item, _ in strays)
 

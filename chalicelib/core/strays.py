@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Generic, Iterator, Optional, TypeVar
+from typing import Generic, Optional, TypeVar
 
 STRAY_GAP = 24 * 3600
 STRAY_MIN_ROWS = 10
@@ -43,14 +43,22 @@ class StrayGuard(Generic[T]):
         self._released_max: Optional[int] = None
         self._order = itertools.count()
 
-    def add(self, at: int, item: T) -> Iterator[T]:
-        """Items released for writing (at most one per call)."""
-        heapq.heappush(self._latest, (at, next(self._order), item))
-        if len(self._latest) > self.min_rows:
-            released_at, _, released = heapq.heappop(self._latest)
-            if self._released_max is None or released_at > self._released_max:
-                self._released_max = released_at
-            yield released
+    def add(self, at: int, item: T) -> Optional[T]:
+        """The item released for writing by this call, if any (at most one).
+
+        Called once per accepted row, so the usual case (a poll no later than the held
+        ones) is released without touching the heap."""
+        latest = self._latest
+        if len(latest) < self.min_rows:
+            heapq.heappush(latest, (at, next(self._order), item))
+            return None
+        if at < latest[0][0]:
+            released_at, released = at, item
+        else:
+            released_at, _, released = heapq.heappushpop(latest, (at, next(self._order), item))
+        if self._released_max is None or released_at > self._released_max:
+            self._released_max = released_at
+        return released
 
     def finish(self) -> tuple[list[T], list[tuple[T, int]]]:
         """(accepted items, [(stray item, the latest trusted instant before it)])."""
