@@ -237,8 +237,9 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         relaxing, and fading towards ``floor``."""
         k, pi, r, floor = self._kappa, self._pi, self._trust_rate, self._floor
         both = k + r
-        faded = (math.exp(-r * u1) - math.exp(-r * u2)) / r
-        return ((pi - floor) * faded + floor * (u2 - u1)
+        # (pi - 0) * (...) / r: with floor 0 the very same float operations as before it existed
+        return ((pi - floor) * (math.exp(-r * u1) - math.exp(-r * u2)) / r
+                + floor * ((u2 - u1) - (math.exp(-r * u1) - math.exp(-r * u2)) / r)
                 + (state - pi) * (math.exp(-both * u1) - math.exp(-both * u2)) / both)
 
     def _bridge(self, gap: int, t1: float, t2: float) -> float:
