@@ -111,3 +111,13 @@ def test_rule_comparison_breaks_the_week_down_by_kind_of_store():
     counts = {e.kind: e.count for e in errors if e.rule == "nearest_then_markov" and e.window == "week"}
     assert counts["all"] == sum(n for kind, n in counts.items() if kind != "all")
     assert "| `fading_silence (in use)` |" in kinds_table(errors)
+
+
+def test_the_bound_on_stores_polled_once_is_below_what_the_rule_in_use_scores():
+    from storemon_app.simulation import rare_store_bound
+
+    scenario = replace(SCENARIOS["sample"], stores=40, rare_share=0.2)
+    count, bound = rare_store_bound(scenario, seeds=[1], nows_per_seed=1)
+    errors = compare_rules(scenario, seeds=[1], nows_per_seed=1, only=["in use"])
+    rare = next(e for e in errors if e.kind == "rare")
+    assert count == rare.count and 0 < bound <= rare.mae
