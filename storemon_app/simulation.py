@@ -391,7 +391,7 @@ def candidate_rules(prior: float = FALLBACK_UP_SHARE, now: int = 0) -> dict[str,
             rules[f"fading_silence(trust={trust:g}h or {gaps:g} gaps)"] = \
                 lambda polls, t=trust, g=gaps: nearest_then_markov(polls, learned, trust_hours=t, trust_gaps=g)
     # Issue 12 (second pass): far from any poll, credit a fraction of the fleet's share instead of 0.
-    for floor in (0.25, 0.5, 0.75, 1.0):
+    for floor in (0.25, 0.5, 0.6, 0.75, 0.9, 1.0):
         rules[f"fading_silence(floor={floor:g} x fleet share)"] = \
             lambda polls, f=floor: nearest_then_markov(polls, learned, trust_hours=SILENCE_TRUST_HOURS,
                                                        trust_gaps=SILENCE_TRUST_GAPS, floor=f * prior)

@@ -239,7 +239,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         both = k + r
         # (pi - 0) * (...) / r: with floor 0 the very same float operations as before it existed
         return ((pi - floor) * (math.exp(-r * u1) - math.exp(-r * u2)) / r
-                + floor * ((u2 - u1) - (math.exp(-r * u1) - math.exp(-r * u2)) / r)
+                + floor * (u2 - u1)
                 + (state - pi) * (math.exp(-both * u1) - math.exp(-both * u2)) / both)
 
     def _bridge(self, gap: int, t1: float, t2: float) -> float:
