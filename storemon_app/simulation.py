@@ -26,6 +26,12 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 from chalicelib.core import parsing
 from chalicelib.core.interpolation import (
     FALLBACK_UP_SHARE,
+    HOLD_HOURS,
+    SILENCE_TRUST_GAPS,
+    SILENCE_TRUST_HOURS,
+    ConstantShare,
+    NearestThenMarkovEstimate,
+    UptimeEstimate,
     RULES,
     InterpolationRule,
     MarkovParameters,
@@ -34,8 +40,8 @@ from chalicelib.core.interpolation import (
     fleet_up_share,
     nearest_then_markov,
 )
-from chalicelib.core.report import WINDOWS, report_from_evidence, store_evidence
-from chalicelib.core.schedule import WeeklySchedule, business_intervals
+from chalicelib.core.report import LOOKBACK, READ_RANGE, WINDOWS, report_from_evidence, store_evidence
+from chalicelib.core.schedule import WeeklySchedule, business_intervals, clip_spans, merge_spans
 
 HOUR = 3600
 DAY = 86_400
@@ -55,6 +61,9 @@ class Scenario:
     #: Hours before now at which a fleet-wide stretch without polls starts, and its length.
     fleet_gap: Optional[tuple[float, float]] = None
     rare_share: float = 0.01  # stores polled once in the whole period
+    #: Whether those are truly up only around their one poll (down otherwise) instead of as usual:
+    #: an assumption no data can check, which decides what silence of days is worth.
+    rare_down: bool = False
     #: Stores polled only every 6-24 hours (their status is the truth at each poll).
     sparse_share: float = 0.0
     #: Stores that go dark for a while (lognormal, median 24 h, may last until now): no polls,
@@ -76,6 +85,10 @@ SCENARIOS: dict[str, Scenario] = {
     # The weeks of the US daylight-saving changes (2023-03-12 and 2023-11-05), otherwise like sample.
     "dst-spring": Scenario("dst-spring", 200, 9, "int19", datetime(2023, 3, 15, 18, 13, 22, tzinfo=timezone.utc),
                            fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05),
+    # The spring week with the 1 % of stores polled once down except around that poll.
+    "dst-spring-rare-down": Scenario("dst-spring-rare-down", 200, 9, "int19",
+                                     datetime(2023, 3, 15, 18, 13, 22, tzinfo=timezone.utc),
+                                     fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05, rare_down=True),
     "dst-fall": Scenario("dst-fall", 200, 9, "int19", datetime(2023, 11, 8, 18, 13, 22, tzinfo=timezone.utc),
                          fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05),
     # Shaped like the real older data set: 14,092 stores, ~1.8M polls over 8 days, a 36-hour gap.
@@ -202,6 +215,9 @@ class SimulatedStore:
     zone: Optional[str]  # None: no zone row (default zone)
     timeline: Timeline
     polls: list[Poll]
+    #: How the poller treats it: "hourly" (the scenario's interval), "sparse", "silent" (goes
+    #: dark for a while) or "rare" (polled once); for measuring rules per kind of store.
+    kind: str = "hourly"
 
     @property
     def schedule(self) -> WeeklySchedule:
@@ -242,14 +258,20 @@ def simulate(scenario: Scenario, seed: int = 1) -> Iterator[SimulatedStore]:
         inactive_when_closed = rng.random() < scenario.inactive_when_closed_share
         polls = []
         interval = scenario.poll_interval
+        kind = "hourly"
         if index and scenario.sparse_share and rng.random() < scenario.sparse_share:
             interval = rng.uniform(6, 24) * HOUR
+            kind = "sparse"
         if index and scenario.silent_share and rng.random() < scenario.silent_share:
             dark_start = now - rng.randrange(scenario.days * DAY)
             dark = (dark_start, dark_start + max(HOUR, int(rng.lognormvariate(math.log(24 * HOUR), 0.8))))
             timeline = DarkTimeline(timeline, dark)
+            kind = "silent"
         if rng.random() < scenario.rare_share:
             moments = [now - rng.randrange(scenario.days * DAY)]
+            kind = "rare"
+            if scenario.rare_down:
+                timeline = Timeline(start, False, [moments[0] - HOUR, moments[0] + HOUR])
         else:
             phase = rng.random() * interval
             count = int(scenario.days * DAY / interval)
@@ -270,7 +292,7 @@ def simulate(scenario: Scenario, seed: int = 1) -> Iterator[SimulatedStore]:
             if inactive_when_closed and not _inside(business, moment):
                 up = False
             polls.append(Poll(moment, up))
-        yield SimulatedStore(store_id, rows, zone, timeline, polls)
+        yield SimulatedStore(store_id, rows, zone, timeline, polls, kind)
 
 
 def _inside(spans: Sequence[tuple[int, int]], instant: int) -> bool:
@@ -332,10 +354,32 @@ class RuleError:
     bias: float
     #: Mean absolute error as a share of the mean business time of the window (%).
     share: float = 0.0
+    #: "all", or one kind of store (``SimulatedStore.kind``): the week's error on those only.
+    kind: str = "all"
+    count: int = 0
 
 
-def candidate_rules(prior: float = FALLBACK_UP_SHARE) -> dict[str, InterpolationRule]:
-    """The rules measured; ``prior`` is the fleet's learned up share for the rules that use it."""
+class AgedEvidenceEstimate(NearestThenMarkovEstimate):
+    """Measured, not used: no fading; far from polls the store's share relaxes to its own
+    empirical-Bayes share, in which a poll counts less the closer it is to the start of the
+    read range (full weight inside the week, falling linearly to 0 over the day before)."""
+
+    def __init__(self, polls: Sequence[Poll], prior: float, weight: float, now: int) -> None:
+        super().__init__(polls, MarkovParameters(prior_up_share=prior, prior_weight=weight), HOLD_HOURS)
+        weights = [min(1.0, max(0.0, (at - (now - READ_RANGE)) / LOOKBACK)) for at, _ in polls]
+        self._pi = (sum(w for w, (_, up) in zip(weights, polls) if up) + weight * prior) / (sum(weights) + weight)
+
+
+def aged_evidence(polls: Sequence[Poll], prior: float, weight: float, now: int) -> UptimeEstimate:
+    """No evidence: the fleet's share (the limit of ``AgedEvidenceEstimate`` as polls age out)."""
+    if not polls:
+        return ConstantShare(prior)
+    return AgedEvidenceEstimate(polls, prior, weight, now)
+
+
+def candidate_rules(prior: float = FALLBACK_UP_SHARE, now: int = 0) -> dict[str, InterpolationRule]:
+    """The rules measured; ``prior`` is the fleet's learned up share for the rules that use it,
+    ``now`` the report's (for the rules whose evidence weights depend on age)."""
     rules = {name: rule for name, rule in RULES.items() if name != "fading_silence"}
     rules["nearest_then_markov(learned prior)"] = \
         lambda polls: nearest_then_markov(polls, MarkovParameters(prior_up_share=prior))
@@ -346,22 +390,32 @@ def candidate_rules(prior: float = FALLBACK_UP_SHARE) -> dict[str, Interpolation
         for gaps in (2.0, 4.0):
             rules[f"fading_silence(trust={trust:g}h or {gaps:g} gaps)"] = \
                 lambda polls, t=trust, g=gaps: nearest_then_markov(polls, learned, trust_hours=t, trust_gaps=g)
+    # Issue 12 (second pass): far from any poll, credit a fraction of the fleet's share instead of 0.
+    for floor in (0.25, 0.5, 0.6, 0.75, 0.9, 1.0):
+        rules[f"fading_silence(floor={floor:g} x fleet share)"] = \
+            lambda polls, f=floor: nearest_then_markov(polls, learned, trust_hours=SILENCE_TRUST_HOURS,
+                                                       trust_gaps=SILENCE_TRUST_GAPS, floor=f * prior)
+    for weight in (1.0, 2.0):
+        rules[f"aged_evidence(k={weight:g}, no evidence = fleet share)"] = \
+            lambda polls, w=weight: aged_evidence(polls, prior, w, now)
     rules["fading_silence (in use)"] = lambda polls: fading_silence(polls, prior)
     return rules
 
 
 def compare_rules(scenario: Scenario, seeds: Sequence[int],
-                  rules: Optional[Callable[[float], dict[str, InterpolationRule]]] = None,
-                  nows_per_seed: int = 3) -> list[RuleError]:
-    """Error of each rule against the truth, per window (hour in minutes, day and week in hours).
+                  rules: Optional[Callable[[float, int], dict[str, InterpolationRule]]] = None,
+                  nows_per_seed: int = 3, only: Sequence[str] = ()) -> list[RuleError]:
+    """Error of each rule against the truth, per window (hour in minutes, day and week in hours),
+    and the week's per kind of store.
 
     Each seed's fleet is evaluated at several "now"s (the real one and earlier ones, with the
     polls after them hidden), so windows fall on every part of the day and of the outage gap.
     ``rules`` builds the rules from the fleet's learned up share (``fleet_up_share``), computed
-    as the report computes it.
+    as the report computes it, and the report's now; ``only`` keeps the rules whose names
+    contain one of these strings.
     """
     rules = rules or candidate_rules
-    errors: dict[tuple[str, str], list[float]] = {}
+    errors: dict[tuple[str, str, str], list[float]] = {}
     business_total: dict[str, float] = {}
     for seed in seeds:
         stores = sorted(simulate(scenario, seed), key=lambda store: store.store_id)
@@ -371,7 +425,9 @@ def compare_rules(scenario: Scenario, seeds: Sequence[int],
             evidence = {store.store_id: store_evidence([p for p in store.polls if p.at <= report_now],
                                                        store.schedule, store.tz_name, report_now)
                         for store in stores}
-            fleet_rules = rules(fleet_up_share(e.polls for e in evidence.values()))
+            fleet_rules = rules(fleet_up_share(e.polls for e in evidence.values()), report_now)
+            if only:
+                fleet_rules = {n: r for n, r in fleet_rules.items() if any(o in n for o in only)}
             for store in stores:
                 if not any(p.at <= report_now for p in store.polls):
                     continue
@@ -385,19 +441,24 @@ def compare_rules(scenario: Scenario, seeds: Sequence[int],
                     for window, _ in WINDOWS:
                         unit = 60 if window == "hour" else 3600
                         totals = getattr(row, window)
-                        errors.setdefault((name, window), []).append((totals.uptime - truths[window]) / unit)
+                        error = (totals.uptime - truths[window]) / unit
+                        errors.setdefault((name, window, "all"), []).append(error)
+                        if window == "week":
+                            errors.setdefault((name, window, store.kind), []).append(error)
                         if name == next(iter(fleet_rules)):
                             business_total[window] = business_total.get(window, 0.0) + totals.business / unit
     result = []
-    for (name, window), values in errors.items():
+    for (name, window, kind), values in errors.items():
         absolute = sorted(abs(v) for v in values)
-        share = 100 * sum(absolute) / business_total[window] if business_total.get(window) else 0.0
+        share = 100 * sum(absolute) / business_total[window] if kind == "all" and business_total.get(window) else 0.0
         result.append(RuleError(name, window, statistics.fmean(absolute),
-                                absolute[int(0.9 * (len(absolute) - 1))], statistics.fmean(values), share))
+                                absolute[int(0.9 * (len(absolute) - 1))], statistics.fmean(values), share,
+                                kind, len(values)))
     return result
 
 
 def errors_table(errors: list[RuleError]) -> str:
+    errors = [e for e in errors if e.kind == "all"]
     rules = list(dict.fromkeys(e.rule for e in errors))
     cell = {(e.rule, e.window): e for e in errors}
     lines = ["| rule | hour: MAE (min) | hour: P90 | hour: bias | day: MAE (h) | day: P90 | day: bias "
@@ -413,6 +474,50 @@ def errors_table(errors: list[RuleError]) -> str:
     return "\n".join(lines)
 
 
+def kinds_table(errors: list[RuleError]) -> str:
+    """The week's error per kind of store: mean absolute / bias in hours (store-reports)."""
+    kinds = [k for k in ("hourly", "sparse", "silent", "rare") if any(e.kind == k for e in errors)]
+    cell = {(e.rule, e.kind): e for e in errors if e.window == "week"}
+    rules = list(dict.fromkeys(e.rule for e in errors))
+    lines = ["| rule | " + " | ".join(f"{k} ({cell[(rules[0], k)].count})" for k in kinds) + " |",
+             "|---|" + "---:|" * len(kinds)]
+    for rule in rules:
+        lines.append(f"| `{rule}` | " + " | ".join(
+            f"{cell[(rule, k)].mae:.2f} / {cell[(rule, k)].bias:+.2f}" for k in kinds) + " |")
+    return "\n".join(lines)
+
+
+def rare_store_bound(scenario: Scenario, seeds: Sequence[int], nows_per_seed: int = 3,
+                     reach_hours: float = 23.0, tail_hours: float = 3.0) -> tuple[int, float]:
+    """(store-reports, lower bound on the mean absolute week error of the stores polled once)
+    for every rule that gives a store without evidence 0, fills silence by distance from its
+    polls alone, and passes the 8-day check (one active poll 7 d 23 h before now earns less than
+    ``tail_hours`` of a 24x7 week more than one at 8 d 01 h, that is, less than that beyond
+    ``reach_hours`` of a poll on each side). Best case: the truth within ``reach_hours`` of each
+    poll and ``tail_hours`` more per side."""
+    total, count = 0.0, 0
+    for seed in seeds:
+        now = int(scenario.now.timestamp())
+        for store in simulate(scenario, seed):
+            if store.kind != "rare":
+                continue
+            for shift in range(nows_per_seed):
+                report_now = now - shift * 7 * HOUR
+                if not any(p.at <= report_now for p in store.polls):
+                    continue
+                evidence = store_evidence([p for p in store.polls if p.at <= report_now],
+                                          store.schedule, store.tz_name, report_now)
+                business = business_intervals(store.schedule, store.tz_name, report_now - 7 * DAY, report_now)
+                truth = sum(store.timeline.up_seconds(lo, hi) for lo, hi in business)
+                reach = int(reach_hours * HOUR)
+                near = merge_spans([(at - reach, at + reach) for at, _ in evidence.polls])
+                best = sum(store.timeline.up_seconds(lo, hi) for a, b in near for lo, hi in clip_spans(business, a, b))
+                best += 2 * tail_hours * HOUR * len(evidence.polls)
+                total += max(0.0, truth - best) / HOUR
+                count += 1
+    return count, total / count if count else 0.0
+
+
 # -- commands ---------------------------------------------------------------------------
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -426,10 +531,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_compare_rules(args: argparse.Namespace) -> int:
     scenario = replace(SCENARIOS[args.scenario], stores=args.stores)
     started = time.monotonic()
-    errors = compare_rules(scenario, seeds=range(1, args.seeds + 1))
+    errors = compare_rules(scenario, seeds=range(1, args.seeds + 1), only=args.rules or ())
     print(f"scenario {args.scenario}: {args.stores} stores x {args.seeds} seeds x 3 report times, {time.monotonic() - started:.0f} s; "
           f"real schedules and zones: {'yes' if SHARED_REAL.is_dir() else 'no (synthetic)'}\n")
     print(errors_table(errors))
+    print("\nweek error per kind of store, mean absolute / bias (h):\n")
+    print(kinds_table(errors))
+    count, bound = rare_store_bound(scenario, seeds=range(1, args.seeds + 1))
+    if count:
+        print(f"\nstores polled once ({count} store-reports): no rule that gives no evidence 0, fills silence by "
+              f"distance from polls and passes the 8-day check can have a week error below {bound:.2f} h on them")
     return 0
 
 
@@ -444,4 +555,5 @@ def register_commands(commands: Any) -> None:
     compare.add_argument("--scenario", choices=sorted(SCENARIOS), default="sample")
     compare.add_argument("--stores", type=int, default=300)
     compare.add_argument("--seeds", type=int, default=3)
+    compare.add_argument("--rules", nargs="*", help="measure only the rules whose names contain one of these")
     compare.set_defaults(func=cmd_compare_rules)

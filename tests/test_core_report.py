@@ -220,3 +220,27 @@ def test_learned_up_share_is_the_mean_of_store_shares_with_the_fallback_as_one_s
     assert fleet_up_share([]) == FALLBACK_UP_SHARE
     shares = [[Poll(0, True), Poll(1, False)], [Poll(0, True)], []]
     assert fleet_up_share(shares) == pytest.approx((FALLBACK_UP_SHARE + 0.5 + 1.0) / 3)
+
+
+def test_fading_towards_a_floor_is_the_integral_of_its_curve():
+    """The measured alternative (docs/ALGORITHM.md section 6): past the hold, the expected status
+    (pi + (a - pi) e^(-k u)) e^(-u / tau) + floor (1 - e^(-u / tau)), integrated in closed form."""
+    import math
+
+    from chalicelib.core.interpolation import MarkovParameters, nearest_then_markov
+
+    now = 1_700_000_000
+    polls = [Poll(now - 40 * H, True), Poll(now - 39 * H, False), Poll(now - 30 * H, True)]
+    estimate = nearest_then_markov(polls, MarkovParameters(prior_up_share=0.9), trust_hours=12, floor=0.4)
+    pi = (2 + 0.9 * 2) / (3 + 2)
+    last, hold, k, r = now - 30 * H, 1.5 * H, 1 / (3 * H), 1 / (12 * H)
+
+    def expected(t):
+        u = t - last - hold
+        return 1.0 if u < 0 else (pi + (1 - pi) * math.exp(-k * u)) * math.exp(-r * u) + 0.4 * (1 - math.exp(-r * u))
+
+    step = 60
+    numeric = sum(expected(t + step / 2) * step for t in range(last, now, step))
+    assert estimate.uptime_seconds(last, now) == pytest.approx(numeric, rel=1e-4)
+    assert nearest_then_markov([], floor=0.4).uptime_seconds(0, 100) == pytest.approx(40)
+    assert nearest_then_markov([]).uptime_seconds(0, 100) == 0

@@ -81,3 +81,43 @@ def test_sparse_stores_and_store_silences():
         assert store.timeline.up_seconds(lo, min(hi, lo + 3600)) == 0  # and truly down
     gaps = [statistics.median(b.at - a.at for a, b in zip(s.polls, s.polls[1:])) for s in stores if len(s.polls) > 3]
     assert any(g > 5 * 3600 for g in gaps) and any(g < 2 * 3600 for g in gaps)
+
+
+def test_stores_know_their_kind_and_rare_stores_can_be_down_away_from_their_poll():
+    """The per-kind table of compare-rules, and the one assumption that decides what days of
+    silence are worth (docs/ALGORITHM.md section 6)."""
+    base = replace(SCENARIOS["sample"], stores=80, rare_share=0.3)
+    usual = list(simulate(base, 5))
+    down = list(simulate(replace(base, rare_down=True), 5))
+    assert {s.kind for s in usual} >= {"hourly", "rare"}
+    for s, t in zip(usual, down):  # the same fleet and poll times; only the rare stores' truth differs
+        assert (s.store_id, s.kind, [p.at for p in s.polls]) == (t.store_id, t.kind, [p.at for p in t.polls])
+        assert s.kind == "rare" or s.polls == t.polls
+    for store in (s for s in down if s.kind == "rare" and s.polls):
+        (at, active), *_ = store.polls
+        assert store.timeline.is_up(at) and not store.timeline.is_up(at - 2 * 3600)
+        assert not store.timeline.is_up(at + 2 * 3600)
+
+
+def test_rule_comparison_breaks_the_week_down_by_kind_of_store():
+    from storemon_app.simulation import kinds_table
+
+    scenario = replace(SCENARIOS["sample"], stores=40, rare_share=0.2)
+    errors = compare_rules(scenario, seeds=[1], nows_per_seed=1, only=["nearest_then_markov", "in use"])
+    assert {e.rule for e in errors} == {"nearest_then_markov", "nearest_then_markov(learned prior)",
+                                        "fading_silence (in use)"}
+    kinds = {e.kind for e in errors}
+    assert {"all", "hourly", "rare"} <= kinds
+    counts = {e.kind: e.count for e in errors if e.rule == "nearest_then_markov" and e.window == "week"}
+    assert counts["all"] == sum(n for kind, n in counts.items() if kind != "all")
+    assert "| `fading_silence (in use)` |" in kinds_table(errors)
+
+
+def test_the_bound_on_stores_polled_once_is_below_what_the_rule_in_use_scores():
+    from storemon_app.simulation import rare_store_bound
+
+    scenario = replace(SCENARIOS["sample"], stores=40, rare_share=0.2)
+    count, bound = rare_store_bound(scenario, seeds=[1], nows_per_seed=1)
+    errors = compare_rules(scenario, seeds=[1], nows_per_seed=1, only=["in use"])
+    rare = next(e for e in errors if e.kind == "rare")
+    assert count == rare.count and 0 < bound <= rare.mae

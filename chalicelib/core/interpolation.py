@@ -51,6 +51,16 @@ class NoEvidence:
         return 0.0
 
 
+class ConstantShare:
+    """No poll to go on, and a long-run share to fall back on: that share of every span."""
+
+    def __init__(self, share: float) -> None:
+        self._share = share
+
+    def uptime_seconds(self, start: int, end: int) -> float:
+        return self._share * (end - start) if end > start else 0.0
+
+
 class StepEstimate:
     """Up (1) or down (0) on each piece between breakpoints; constant beyond both ends."""
 
@@ -198,9 +208,10 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
     """
 
     def __init__(self, polls: Sequence[Poll], params: MarkovParameters, hold_hours: float,
-                 trust_hours: float = math.inf, trust_gaps: float = 0.0) -> None:
+                 trust_hours: float = math.inf, trust_gaps: float = 0.0, floor: float = 0.0) -> None:
         super().__init__(polls, params)
         self._hold = hold_hours * 3600.0
+        self._floor = floor
         trust = trust_hours * 3600.0
         if trust_gaps and len(self._times) > 1:
             # A store polled every 12 hours is not silent after 12 hours: its own
@@ -222,10 +233,13 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         return state * held + relaxed
 
     def _fading(self, state: float, u1: float, u2: float) -> float:
-        """Integral over [u1, u2] of (pi + (state - pi) e^(-k u)) e^(-r u): relaxing, and fading."""
-        k, pi, r = self._kappa, self._pi, self._trust_rate
+        """Integral over [u1, u2] of (pi + (state - pi) e^(-k u)) e^(-r u) + floor (1 - e^(-r u)):
+        relaxing, and fading towards ``floor``."""
+        k, pi, r, floor = self._kappa, self._pi, self._trust_rate, self._floor
         both = k + r
-        return (pi * (math.exp(-r * u1) - math.exp(-r * u2)) / r
+        # (pi - 0) * (...) / r: with floor 0 the very same float operations as before it existed
+        return ((pi - floor) * (math.exp(-r * u1) - math.exp(-r * u2)) / r
+                + floor * (u2 - u1)
                 + (state - pi) * (math.exp(-both * u1) - math.exp(-both * u2)) / both)
 
     def _bridge(self, gap: int, t1: float, t2: float) -> float:
@@ -245,10 +259,11 @@ HOLD_HOURS = 1.5
 
 def nearest_then_markov(polls: Sequence[Poll], params: MarkovParameters = MarkovParameters(),
                         hold_hours: float = HOLD_HOURS, trust_hours: float = math.inf,
-                        trust_gaps: float = 0.0) -> UptimeEstimate:
+                        trust_gaps: float = 0.0, floor: float = 0.0) -> UptimeEstimate:
+    """``floor``: the share credited far from any poll (where fading ends) and with no poll at all."""
     if not polls:
-        return NoEvidence()
-    return NearestThenMarkovEstimate(polls, params, hold_hours, trust_hours, trust_gaps)
+        return ConstantShare(floor) if floor else NoEvidence()
+    return NearestThenMarkovEstimate(polls, params, hold_hours, trust_hours, trust_gaps, floor)
 
 
 #: How long silence at the edge of a store's evidence keeps its credit (e-folding time,
