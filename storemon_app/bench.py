@@ -107,6 +107,9 @@ class RunResult:
     worker_rss_mb: list[float] = field(default_factory=list)
     emulator_rss_mb: Optional[float] = None
     api_rss_mb: Optional[float] = None
+    #: Poll table after ingestion: (items, largest item in bytes, total bytes).
+    poll_items: tuple[int, int, int] = (0, 0, 0)
+    hourly_drop_write_units: int = 0
 
 
 def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
@@ -135,6 +138,8 @@ def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
         result.hourly_drop_rows = write_hourly_drop(files["status"], drop)
         dropped = _cli("ingest", "--json", "--status", str(drop), env=env)
         result.hourly_drop_seconds = dropped[0]["seconds"]
+        result.hourly_drop_write_units = int(dropped[0].get("storage", {}).get("write_units", 0))
+        result.poll_items = table_items(_current_settings().polls_table)
 
         stack.start_api()
         for _ in range(workers):
@@ -421,6 +426,10 @@ def print_table(scenario: str, runs: list[RunResult]) -> None:
     row("peak RSS, largest worker process", [max(r.worker_rss_mb or [0]) for r in runs], "MB", 0)
     row("peak RSS, emulator (moto server)", [r.emulator_rss_mb or 0 for r in runs], "MB", 0)
     row("peak RSS, API (chalice local)", [r.api_rss_mb or 0 for r in runs], "MB", 0)
+    row("hourly drop, WRU (estimated)", [r.hourly_drop_write_units for r in runs], "WRU", 0)
+    row("poll items after ingestion", [r.poll_items[0] for r in runs], "items", 0)
+    row("  largest poll item", [r.poll_items[1] / 1000 for r in runs], "KB", 1)
+    row("  all poll items", [r.poll_items[2] / 1e6 for r in runs], "MB", 1)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -236,7 +236,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps({"file": str(path), "kind": kind, "status": outcome.status,
                                   "rows": outcome.accepted + outcome.rejected, "rejected": outcome.rejected,
-                                  "counts": outcome.counts, "seconds": outcome.seconds}), flush=True)
+                                  "counts": outcome.counts, "storage": outcome.storage,
+                                  "seconds": outcome.seconds}), flush=True)
     if args.json:
         print(json.dumps({"process": "ingest", **process_usage()}), flush=True)
     return 1 if failed else 0

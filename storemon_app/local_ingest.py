@@ -29,6 +29,8 @@ class FileOutcome:
     sample: list
     #: Duplicates, conflicts, defaults applied (``chalicelib.ingestion.COUNT_NAMES``).
     counts: dict = field(default_factory=dict)
+    #: Poll storage writes (``chalicelib.storage.polls.WriteStats``); empty for hours and zones.
+    storage: dict = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
@@ -69,7 +71,8 @@ def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = F
     seconds = time.perf_counter() - started
     outcome = FileOutcome(path, record.kind, record.status, int(record.rows_accepted), int(record.rows_rejected),
                           seconds, record.error, rejections_path if record.error_report_key else None,
-                          list(result.sample) if result else [], dict(result.counts) if result else {})
+                          list(result.sample) if result else [], dict(result.counts) if result else {},
+                          dict(result.storage) if result else {})
     if not quiet:
         if outcome.status == "Rejected":
             progress.done(f"REJECTED: {outcome.error}")
@@ -78,6 +81,11 @@ def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = F
                           f"({outcome.rows_per_second:,.0f} rows/s)")
             for line in describe_counts(outcome.counts):
                 print(f"  {line}")
+            if outcome.storage.get("blocks"):
+                storage = outcome.storage
+                print(f"  stored as {storage['blocks']:,} blocks ({storage['block_bytes'] / 1e6:,.1f} MB), "
+                      f"{storage['compactions']:,} days compacted, ~{storage['write_units']:,} WRU, "
+                      f"largest item {storage['largest_item'] / 1000:,.1f} KB")
             for rejection in outcome.sample[:10]:
                 print(f"  line {rejection.line}: {rejection.reason}")
             if outcome.rejected > 10:
