@@ -200,7 +200,7 @@ def split_hourly(status_file: Path, out_dir: Path) -> list[Path]:
     return sorted(out_dir.glob("status-*.csv"))
 
 
-def _dynamodb_item_size(item: dict[str, Any]) -> int:
+def dynamodb_item_size(item: dict[str, Any]) -> int:
     """DynamoDB's size of an item as the low-level API returns it: names plus values."""
     size = 0
     for name, value in item.items():
@@ -223,7 +223,7 @@ def table_items(table: str) -> tuple[int, int, int]:
     count = largest = total = 0
     for page in client.get_paginator("scan").paginate(TableName=table):
         for item in page["Items"]:
-            size = _dynamodb_item_size(item)
+            size = dynamodb_item_size(item)
             count, largest, total = count + 1, max(largest, size), total + size
     return count, largest, total
 

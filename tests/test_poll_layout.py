@@ -6,7 +6,6 @@ fleet reaches only at scale run here on a few dozen stores.
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import random
 from collections import defaultdict
@@ -27,6 +26,7 @@ from chalicelib.storage.blocks import (
 )
 from chalicelib.storage.models import PollBlock, PollDirectory
 from chalicelib.storage.polls import DAY, PollRepository, StorePoll, day_key, shard_of
+from storemon_app.bench import dynamodb_item_size
 from tests import fixtures
 from tests.test_fan_out import _report_bytes
 from tests.test_ingestion import fresh_account, scan
@@ -122,21 +122,6 @@ def _hourly_drops(rows: list[list[str]], seed: int = 3) -> list[list[list[str]]]
     return drops
 
 
-def _item_size(item: dict) -> int:
-    """DynamoDB's item size: names plus values (binary as bytes, sets as the sum of their elements)."""
-    size = 0
-    for name, value in item.items():
-        size += len(name)
-        kind, content = next(iter(value.items()))
-        if kind == "B":
-            size += len(base64.b64decode(content)) if isinstance(content, str) else len(content)
-        elif kind in ("SS", "NS"):
-            size += sum(len(element) for element in content)
-        else:
-            size += len(str(content))
-    return size
-
-
 def test_a_week_fed_hourly_reports_the_same_bytes_as_one_bulk_load(aws):
     tiny = dataclasses.replace(settings, poll_item_budget=TINY_BUDGET)
     rows = _fleet_polls()
@@ -147,7 +132,7 @@ def test_a_week_fed_hourly_reports_the_same_bytes_as_one_bulk_load(aws):
         assert result.rows_rejected == 0
     hourly = _report_bytes(4)
     items = scan(settings.polls_table)
-    largest_block = max(_item_size(item) for item in items if "blob" in item)
+    largest_block = max(dynamodb_item_size(item) for item in items if "blob" in item)
     assert largest_block <= TINY_BUDGET + 120  # the blob fits the budget; the key and TTL are the rest
     assert any("base" in item for item in items), "nothing was compacted"
     # finished days were compacted: a handful of blocks each, not one per drop
