@@ -7,10 +7,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
-from storemon_app.runtime import stage_environment  # noqa: E402
+from storemon_app.runtime import clear_endpoints, stage_environment  # noqa: E402
 
 os.environ.update(stage_environment("dev"))
-os.environ.pop("AWS_ENDPOINT_URL", None)  # in-process moto unless a test starts a server
+# In-process moto unless a test starts a server: every endpoint variable, per-service ones
+# too, would send botocore elsewhere. Targets for the tests are STOREMON_TEST_ENDPOINT*.
+clear_endpoints()
 os.environ.update({
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",

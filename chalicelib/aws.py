@@ -1,6 +1,6 @@
 """boto3 clients shared by the handlers of one Lambda container.
 
-botocore reads ``AWS_ENDPOINT_URL`` itself, so the same code talks to AWS,
+botocore reads ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``) itself, so the same code talks to AWS,
 LocalStack or moto's server; only S3 needs path-style addressing off AWS,
 since a bucket cannot be a sub-domain of 127.0.0.1.
 """
@@ -20,7 +20,8 @@ def _region() -> str:
 
 @lru_cache(maxsize=None)
 def s3_client() -> Any:
-    addressing = "path" if os.environ.get("AWS_ENDPOINT_URL") else "auto"
+    off_aws = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    addressing = "path" if off_aws else "auto"
     return boto3.client("s3", region_name=_region(),
                         config=Config(s3={"addressing_style": addressing}, signature_version="s3v4"))
 

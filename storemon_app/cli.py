@@ -28,6 +28,8 @@ from storemon_app.runtime import (  # noqa: E402
     DEFAULT_API_PORT,
     DEFAULT_EMULATOR_PORT,
     RuntimeFailure,
+    clear_endpoints,
+    describe_endpoints,
     free_port,
     prepare_environment,
     running_stack,
@@ -160,10 +162,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     files = find_dataset(data_dir)
     out = Path(args.out)
     started = time.monotonic()
-    external = bool(os.environ.get("AWS_ENDPOINT_URL"))
-    with running_stack(stage=args.stage, emulator_port=DEFAULT_EMULATOR_PORT if external else free_port(),
-                       api_port=free_port()) as stack:
-        print(f"emulated AWS at {stack.endpoint_url}; API at {stack.api_url}", file=sys.stderr)
+    with running_stack(stage=args.stage, emulator_port=free_port(), api_port=free_port()) as stack:
+        print(f"emulated AWS: {describe_endpoints()}; API at {stack.api_url}", file=sys.stderr)
         _ingest_dataset(files)
         from storemon_app.event_pump import EventPump
 
@@ -191,7 +191,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"""
 storemon is up.
   API:          {stack.api_url}
-  emulated AWS: {stack.endpoint_url}   (bucket {os.environ['DATA_BUCKET']})
+  emulated AWS: {describe_endpoints()}   (bucket {os.environ['DATA_BUCKET']})
 Try:
   curl -X POST {stack.api_url}/trigger_report
   curl '{stack.api_url}/get_report?report_id=<id>'
@@ -213,12 +213,16 @@ Logs: {stack.log_dir}. Ctrl-C stops everything.""", flush=True)
 def _connect(args: argparse.Namespace) -> None:
     """Point at ``--endpoint``: a URL, ``aws`` for the real thing, or by default
     ``AWS_ENDPOINT_URL`` and else the local stack of ``up``."""
-    endpoint = args.endpoint or os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}"
-    if endpoint == "aws":
-        os.environ.pop("AWS_ENDPOINT_URL", None)
+    if args.endpoint == "aws":
+        clear_endpoints()  # per-service ones too: every call goes to AWS
         os.environ.update(stage_environment(args.stage))
         return
-    prepare_environment(args.stage, endpoint)
+    if args.endpoint:
+        clear_endpoints()  # an explicit URL takes every service
+        prepare_environment(args.stage, args.endpoint)
+        return
+    # the environment's endpoints; services it leaves out go to the local stack of `up`
+    prepare_environment(args.stage, os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

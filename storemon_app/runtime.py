@@ -18,13 +18,16 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Mapping, MutableMapping, Optional
 
 from storemon_app.stack import PROJECT_ROOT, apply_stack
 
 DEFAULT_EMULATOR_PORT = 4566
 DEFAULT_API_PORT = 8000
 REGION = "us-east-1"
+#: The services storemon uses, by the suffix of botocore's per-service endpoint variable.
+SERVICES = ("dynamodb", "s3", "sqs")
+ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 
 
 class RuntimeFailure(Exception):
@@ -43,15 +46,52 @@ def stage_environment(stage: str) -> dict[str, str]:
     return env
 
 
-def prepare_environment(stage: str, endpoint_url: str) -> dict[str, str]:
+def endpoint_variables(env: Optional[Mapping[str, str]] = None) -> list[str]:
+    """Every endpoint variable botocore (and so PynamoDB) honours that is set:
+    ``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``."""
+    env = os.environ if env is None else env
+    return sorted(name for name in env if name == ENDPOINT_VARIABLE or name.startswith(ENDPOINT_VARIABLE + "_"))
+
+
+def clear_endpoints(env: Optional[MutableMapping[str, str]] = None) -> None:
+    """Forget every endpoint variable, so botocore goes to AWS itself (or to moto in-process)."""
+    env = os.environ if env is None else env
+    for name in endpoint_variables(env):
+        del env[name]
+
+
+def external_endpoints(env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """Service -> endpoint URL for the services an endpoint variable sends elsewhere
+    (the per-service variable wins over ``AWS_ENDPOINT_URL``, as in botocore)."""
+    env = os.environ if env is None else env
+    found = {}
+    for service in SERVICES:
+        url = env.get(f"{ENDPOINT_VARIABLE}_{service.upper()}") or env.get(ENDPOINT_VARIABLE)
+        if url:
+            found[service] = url
+    return found
+
+
+def describe_endpoints(env: Optional[Mapping[str, str]] = None) -> str:
+    """One line naming where each service goes, e.g. ``dynamodb http://…:8001, s3+sqs http://…:4566``."""
+    by_url: dict[str, list[str]] = {}
+    for service, url in external_endpoints(env).items():
+        by_url.setdefault(url, []).append(service)
+    return ", ".join(f"{'+'.join(services)} {url}" for url, services in by_url.items()) or "AWS"
+
+
+def prepare_environment(stage: str, endpoint_url: Optional[str]) -> dict[str, str]:
     """Point this process (and its children) at the emulator with the stage's settings.
 
-    Must run before ``app`` or ``chalicelib`` is imported: their settings are
-    read once, at import, as in a Lambda container.
+    ``endpoint_url`` becomes ``AWS_ENDPOINT_URL``; per-service variables already
+    set keep sending their service elsewhere. Must run before ``app`` or
+    ``chalicelib`` is imported: their settings are read once, at import, as in
+    a Lambda container.
     """
     env = stage_environment(stage)
+    if endpoint_url:
+        env[ENDPOINT_VARIABLE] = endpoint_url
     env.update({
-        "AWS_ENDPOINT_URL": endpoint_url,
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -119,11 +159,14 @@ class LocalStack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start_emulator(self) -> None:
-        """Use ``AWS_ENDPOINT_URL`` when set (LocalStack, your own moto_server); else start moto."""
-        external = os.environ.get("AWS_ENDPOINT_URL")
-        if external:
-            self.endpoint_url = external
-            _wait_for_http(external.rstrip("/") + "/", None, f"the emulator at {external}", timeout=20)
+        """Use the endpoints the environment names (``AWS_ENDPOINT_URL`` for every service:
+        LocalStack, your own moto_server; ``AWS_ENDPOINT_URL_DYNAMODB`` and the like for
+        one service: DynamoDB Local); start moto's server only for the services left over."""
+        external = external_endpoints()
+        for url in sorted(set(external.values())):
+            _wait_for_http(url.rstrip("/") + "/", None, f"the emulator at {url}", timeout=20)
+        if set(external) == set(SERVICES):
+            self.endpoint_url = os.environ.get(ENDPOINT_VARIABLE, "")
             return
         if not port_is_free(self.emulator_port):
             raise RuntimeFailure(f"port {self.emulator_port} is in use; stop what runs there, or set "
