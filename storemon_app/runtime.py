@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, MutableMapping, Optional
 
-from storemon_app.stack import PROJECT_ROOT, apply_stack
+from storemon_app.stack import PROJECT_ROOT, apply_stack, destroy_stack
 
 DEFAULT_EMULATOR_PORT = 4566
 DEFAULT_API_PORT = 8000
@@ -34,8 +34,12 @@ class RuntimeFailure(Exception):
     """The local stack could not start or went away."""
 
 
-def stage_environment(stage: str) -> dict[str, str]:
-    """The stage's environment variables from ``.chalice/config.json`` (as Lambda gets them)."""
+def stage_environment(stage: str, names_stage: Optional[str] = None) -> dict[str, str]:
+    """The stage's environment variables from ``.chalice/config.json`` (as Lambda gets them).
+
+    With ``names_stage``, resource names ``storemon-<stage>-*`` become
+    ``storemon-<names_stage>-*`` (a test run's own resources on a shared emulator).
+    """
     config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
     try:
         stage_config = config["stages"][stage]
@@ -43,6 +47,9 @@ def stage_environment(stage: str) -> dict[str, str]:
         raise RuntimeFailure(f"stage {stage!r} is not in .chalice/config.json") from None
     env = dict(config.get("environment_variables", {}))
     env.update(stage_config.get("environment_variables", {}))
+    if names_stage and names_stage != stage:
+        old, new = f"storemon-{stage}-", f"storemon-{names_stage}-"
+        env = {k: new + v[len(old):] if v.startswith(old) else v for k, v in env.items()}
     return env
 
 
@@ -80,7 +87,7 @@ def describe_endpoints(env: Optional[Mapping[str, str]] = None) -> str:
     return ", ".join(f"{'+'.join(services)} {url}" for url, services in by_url.items()) or "AWS"
 
 
-def prepare_environment(stage: str, endpoint_url: Optional[str]) -> dict[str, str]:
+def prepare_environment(stage: str, endpoint_url: Optional[str], names_stage: Optional[str] = None) -> dict[str, str]:
     """Point this process (and its children) at the emulator with the stage's settings.
 
     ``endpoint_url`` becomes ``AWS_ENDPOINT_URL``; per-service variables already
@@ -88,7 +95,7 @@ def prepare_environment(stage: str, endpoint_url: Optional[str]) -> dict[str, st
     ``chalicelib`` is imported: their settings are read once, at import, as in
     a Lambda container.
     """
-    env = stage_environment(stage)
+    env = stage_environment(stage, names_stage)
     if endpoint_url:
         env[ENDPOINT_VARIABLE] = endpoint_url
     env.update({
@@ -151,6 +158,8 @@ class LocalStack:
     api_port: int = DEFAULT_API_PORT
     log_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "out" / "logs")
     endpoint_url: str = ""
+    #: Name resources after this instead of the stage (see ``stage_environment``).
+    names_stage: Optional[str] = None
     emulator: Optional[subprocess.Popen] = None
     api: Optional[subprocess.Popen] = None
 
@@ -180,20 +189,23 @@ class LocalStack:
         _wait_for_http(self.endpoint_url + "/moto-api/", self.emulator, "moto's server")
 
     def create_resources(self) -> dict[str, str]:
-        prepare_environment(self.stage, self.endpoint_url)
-        return apply_stack(self.stage, os.environ["AWS_DEFAULT_REGION"])
+        prepare_environment(self.stage, self.endpoint_url, self.names_stage)
+        return apply_stack(self.names_stage or self.stage, os.environ["AWS_DEFAULT_REGION"])
+
+    def destroy_resources(self) -> None:
+        """Delete what ``create_resources`` made (fresh resources on an external emulator)."""
+        destroy_stack(self.names_stage or self.stage, os.environ["AWS_DEFAULT_REGION"])
 
     def start_api(self) -> None:
-        """``chalice local`` serves app.py over real HTTP, with the stage's environment."""
+        """chalice's local server (``chalice local``) serves app.py over real HTTP, with this
+        process's environment: the stage's settings, the resources' names and the endpoints."""
         if not port_is_free(self.api_port):
             raise RuntimeFailure(f"port {self.api_port} is in use; pass --api-port to pick another")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / "api.log", "ab")
-        chalice = Path(sys.executable).with_name("chalice")
-        command = [str(chalice)] if chalice.exists() else [sys.executable, "-m", "chalice.cli"]
         self.api = subprocess.Popen(
-            command + ["local", "--no-autoreload", "--host", "127.0.0.1", "--port", str(self.api_port),
-                       "--stage", self.stage],
+            [sys.executable, "-m", "storemon_app.api_server", "--host", "127.0.0.1", "--port", str(self.api_port),
+             "--stage", self.stage],
             cwd=PROJECT_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         _wait_for_http(self.api_url + "/get_report", self.api, "the API server (chalice local)")
@@ -205,8 +217,9 @@ class LocalStack:
 
 @contextmanager
 def running_stack(stage: str = "dev", emulator_port: int = DEFAULT_EMULATOR_PORT,
-                  api_port: int = DEFAULT_API_PORT, with_api: bool = True) -> Iterator[LocalStack]:
-    stack = LocalStack(stage=stage, emulator_port=emulator_port, api_port=api_port)
+                  api_port: int = DEFAULT_API_PORT, with_api: bool = True,
+                  names_stage: Optional[str] = None) -> Iterator[LocalStack]:
+    stack = LocalStack(stage=stage, emulator_port=emulator_port, api_port=api_port, names_stage=names_stage)
     try:
         stack.start_emulator()
         stack.create_resources()

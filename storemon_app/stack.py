@@ -9,7 +9,9 @@ and refuses anything else, so the two can never silently drift apart.
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,7 +22,13 @@ from botocore.exceptions import ClientError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = PROJECT_ROOT / "infra" / "resources.json"
 
+#: moto's default account; only a fallback when the emulator cannot say (LocalStack uses 000000000000).
 ACCOUNT_ID = "123456789012"
+#: What emulators answer to UpdateTimeToLive when they lack it (dynalite). Expiry is a cost
+#: measure, not a rule the report depends on, so the stack is usable without it.
+TTL_UNSUPPORTED = {"UnknownOperationException", "NotImplementedError", "InvalidAction"}
+
+log = logging.getLogger("storemon.stack")
 
 
 #: Resources that only exist around a deployed API and its alarms: the API key, usage plan
@@ -49,6 +57,8 @@ class StackApplier:
         self.names: dict[str, str] = {}  # logical id -> physical name
         self.arns: dict[str, str] = {}
         self.queue_urls: dict[str, str] = {}
+        self._account_id: str | None = None
+        self.partition = boto3.session.Session().get_partition_for_region(region)
         self.dynamodb = boto3.client("dynamodb", region_name=region)
         self.sqs = boto3.client("sqs", region_name=region)
         self.s3 = boto3.client("s3", region_name=region, config=Config(s3={"addressing_style": "path"}))
@@ -78,12 +88,28 @@ class StackApplier:
         if name == "AWS::Region":
             return self.region
         if name == "AWS::AccountId":
-            return ACCOUNT_ID
+            return self.account_id()
+        if name == "AWS::Partition":
+            return self.partition
         if name in self.queue_urls:  # Ref of a queue is its URL
             return self.queue_urls[name]
         if name in self.names:
             return self.names[name]
         raise TemplateError(f"unknown reference {name!r}")
+
+    def account_id(self) -> str:
+        """The emulator's account (LocalStack: 000000000000, moto: 123456789012), from a queue's
+        ARN (the queues and the bucket notifying them are where the account matters), else STS,
+        else moto's default."""
+        if self._account_id is None:
+            if self.queue_urls:
+                self._account_id = self.arns[next(iter(self.queue_urls))].split(":")[4]
+            else:
+                try:
+                    self._account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
+                except Exception:  # an emulator without STS
+                    self._account_id = ACCOUNT_ID
+        return self._account_id
 
     # -- resources -------------------------------------------------------------
     def _creators(self) -> dict[str, tuple[Callable[[str, dict[str, Any]], None], set[str]]]:
@@ -149,11 +175,14 @@ class StackApplier:
         if ttl:
             try:
                 self.dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-            except ClientError as error:  # already enabled
-                if error.response["Error"]["Code"] != "ValidationException":
+            except ClientError as error:
+                code = error.response["Error"]["Code"]
+                if code in TTL_UNSUPPORTED:
+                    log.warning("%s: this emulator has no TTL (%s); items will not expire", name, code)
+                elif code != "ValidationException":  # already enabled
                     raise
         self.names[logical] = name
-        self.arns[logical] = f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}"
+        self.arns[logical] = self.dynamodb.describe_table(TableName=name)["Table"]["TableArn"]
 
     def _queue(self, logical: str, props: dict[str, Any]) -> None:
         name = self.resolve(props["QueueName"])
@@ -164,9 +193,50 @@ class StackApplier:
             attributes["MessageRetentionPeriod"] = str(props["MessageRetentionPeriod"])
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(self.resolve(props["RedrivePolicy"]))
-        url = self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        url = self._create_queue(name, attributes)
         arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.names[logical], self.arns[logical], self.queue_urls[logical] = name, arn, url
+
+    def _create_queue(self, name: str, attributes: dict[str, str], patience: float = 70.0) -> str:
+        """AWS refuses a queue name for 60 s after that queue was deleted (a test run's cleanup)."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            except ClientError as error:
+                if "QueueDeletedRecently" not in error.response["Error"]["Code"] or time.monotonic() > deadline:
+                    raise
+                time.sleep(5)
+
+    def destroy(self) -> None:
+        """Delete every resource of the template that exists (a test run's fresh resources
+        on an external emulator); data first, so buckets and tables can go."""
+        for logical, resource in reversed(self.validate()):
+            props = resource.get("Properties", {})
+            kind = resource["Type"]
+            try:
+                if kind == "AWS::DynamoDB::Table":
+                    name = self.resolve(props["TableName"])
+                    self.dynamodb.delete_table(TableName=name)
+                    self.dynamodb.get_waiter("table_not_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+                elif kind == "AWS::SQS::Queue":
+                    url = self.sqs.get_queue_url(QueueName=self.resolve(props["QueueName"]))["QueueUrl"]
+                    self.sqs.delete_queue(QueueUrl=url)
+                elif kind == "AWS::S3::Bucket":
+                    self._empty_and_delete_bucket(self.resolve(props["BucketName"]))
+            except ClientError as error:
+                if error.response["Error"]["Code"] not in ("ResourceNotFoundException", "NoSuchBucket",
+                                                           "AWS.SimpleQueueService.NonExistentQueue",
+                                                           "QueueDoesNotExist"):
+                    raise
+
+    def _empty_and_delete_bucket(self, name: str) -> None:
+        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=name):
+            doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                      for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+            for start in range(0, len(doomed), 1000):
+                self.s3.delete_objects(Bucket=name, Delete={"Objects": doomed[start:start + 1000], "Quiet": True})
+        self.s3.delete_bucket(Bucket=name)
 
     def _queue_policy(self, logical: str, props: dict[str, Any]) -> None:
         policy = json.dumps(self.resolve(props["PolicyDocument"]))
@@ -185,7 +255,7 @@ class StackApplier:
             if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
         self.names[logical] = name
-        self.arns[logical] = f"arn:aws:s3:::{name}"
+        self.arns[logical] = f"arn:{self.partition}:s3:::{name}"
         versioning = props.get("VersioningConfiguration")
         if versioning:
             self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
@@ -240,3 +310,8 @@ def _dependencies(node: Any) -> set[str]:
 def apply_stack(stage: str, region: str = "us-east-1") -> dict[str, str]:
     """Create the stage's resources on whatever endpoint boto3 is pointed at."""
     return StackApplier(stage, region).apply()
+
+
+def destroy_stack(stage: str, region: str = "us-east-1") -> None:
+    """Delete the stage's resources, contents included, wherever boto3 is pointed."""
+    StackApplier(stage, region).destroy()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -12,30 +13,43 @@ from moto import mock_aws
 
 from chalicelib.aws import reset_clients
 from storemon_app.runtime import LocalStack, free_port, running_stack
-from storemon_app.stack import apply_stack
+from storemon_app.stack import apply_stack, destroy_stack
+from tests import targets
 
 SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
 @pytest.fixture
 def aws() -> Iterator[dict[str, str]]:
-    """A fresh emulated account with every table, queue and bucket of the template."""
-    with mock_aws():
+    """A fresh emulated account with every table, queue and bucket of the template:
+    in-process moto, or fresh resources on the run's targets (tests/targets.py)."""
+    with targets.target_environment(), (nullcontext() if targets.ALL_EXTERNAL else mock_aws()):
         reset_clients()
-        names = apply_stack("dev")
-        yield names
+        names = apply_stack(targets.NAMES_STAGE)
+        try:
+            yield names
+        finally:
+            if targets.TARGETS:
+                reset_clients()
+                destroy_stack(targets.NAMES_STAGE)
     reset_clients()
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    """The local stack on free ports: moto's server and ``chalice local``, one per test module
-    (each module starts from empty tables). The event pump is the test's to run."""
+    """The local stack on free ports: moto's server (for the services the run does not send
+    to a target) and ``chalice local``, one per test module (each module starts from empty
+    tables). The event pump is the test's to run."""
     saved = dict(os.environ)
     reset_clients()
     try:
-        with running_stack(emulator_port=free_port(), api_port=free_port()) as running:
-            yield running
+        with targets.target_environment(), running_stack(emulator_port=free_port(), api_port=free_port(),
+                                                         names_stage=targets.NAMES_STAGE) as running:
+            try:
+                yield running
+            finally:
+                if targets.TARGETS:
+                    running.destroy_resources()
     finally:
         os.environ.clear()
         os.environ.update(saved)

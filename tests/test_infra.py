@@ -8,6 +8,7 @@ import pytest
 
 from storemon_app.runtime import PROJECT_ROOT, stage_environment
 from storemon_app.stack import StackApplier, TemplateError, load_template
+from tests import targets
 
 NAME_VARIABLES = {
     "POLLS_TABLE": "PollsTable", "BUSINESS_HOURS_TABLE": "BusinessHoursTable", "TIMEZONES_TABLE": "TimezonesTable",
@@ -50,7 +51,7 @@ def test_applied_stack_has_ttl_and_notification(aws):
                          ["Attributes"]["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(aws["ReportQueueDeadLetters"])
     # applying twice is harmless (the demo and `up` may meet an existing stack)
-    assert StackApplier("dev").apply() == aws
+    assert StackApplier(targets.NAMES_STAGE).apply() == aws
 
 
 def test_what_the_applier_cannot_reproduce_is_refused_before_anything_is_created():
@@ -63,3 +64,47 @@ def test_what_the_applier_cannot_reproduce_is_refused_before_anything_is_created
     template["Resources"]["PollsTable"]["Properties"]["StreamSpecification"] = {"StreamViewType": "NEW_IMAGE"}
     with pytest.raises(TemplateError, match="StreamSpecification"):
         StackApplier("dev", template=template).validate()
+
+
+def test_an_emulator_without_ttl_still_gets_the_stack(aws, monkeypatch, caplog):
+    """dynalite answers UpdateTimeToLive with UnknownOperationException; items then just never expire."""
+    from botocore.exceptions import ClientError
+
+    applier = StackApplier(targets.NAMES_STAGE)
+
+    def no_ttl(**_):
+        raise ClientError({"Error": {"Code": "UnknownOperationException", "Message": ""}}, "UpdateTimeToLive")
+
+    monkeypatch.setattr(applier.dynamodb, "update_time_to_live", no_ttl)
+    assert applier.apply() == aws
+    assert "no TTL" in caplog.text
+
+
+def test_arns_account_and_partition_come_from_the_emulator(aws):
+    """LocalStack's account is 000000000000 and DynamoDB Local's ARNs name its own region:
+    nothing may assume moto's 123456789012."""
+    applier = StackApplier(targets.NAMES_STAGE)
+    applier.apply()
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    assert applier.arns["PollsTable"] == dynamodb.describe_table(TableName=aws["PollsTable"])["Table"]["TableArn"]
+    queue_account = applier.arns["IngestQueue"].split(":")[4]
+    assert applier.resolve({"Fn::Sub": "${AWS::AccountId}"}) == queue_account
+    assert applier.resolve({"Fn::Sub": "arn:${AWS::Partition}:s3:::x"}) == "arn:aws:s3:::x"
+    localstack = StackApplier("dev")
+    localstack.queue_urls, localstack.arns = {"Q": "url"}, {"Q": "arn:aws:sqs:us-east-1:000000000000:q"}
+    assert localstack.account_id() == "000000000000"
+    assert StackApplier("dev", region="cn-north-1").partition == "aws-cn"
+
+
+def test_fresh_resources_are_deleted_with_their_contents(aws):
+    """What a run on an external emulator leaves behind: nothing."""
+    from storemon_app.stack import destroy_stack
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.put_object(Bucket=aws["DataBucket"], Key="incoming/status/x.csv", Body=b"x")
+    destroy_stack(targets.NAMES_STAGE)
+    assert aws["PollsTable"] not in boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"]
+    assert aws["DataBucket"] not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert not boto3.client("sqs", region_name="us-east-1").list_queues(QueueNamePrefix=aws["IngestQueue"]).get("QueueUrls")
+    destroy_stack(targets.NAMES_STAGE)  # twice is harmless
+    assert StackApplier(targets.NAMES_STAGE).apply() == aws  # and the names can be used again at once

@@ -40,8 +40,8 @@ from chalicelib.storage.polls import DAY, PollRepository, day_key, shard_of
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 from storemon_app import local_ingest
 from storemon_app.local_ingest import ingest_file
-from storemon_app.stack import apply_stack
-from tests import fixtures
+from storemon_app.stack import apply_stack, destroy_stack
+from tests import fixtures, targets
 
 STATUS_HEADER = ["store_id", "status", "timestamp_utc"]
 HOURS_HEADER = ["store_id", "dayOfWeek", "start_time_local", "end_time_local"]
@@ -186,8 +186,10 @@ def fresh_account() -> None:
     """Forget everything moto holds and apply the stack again (within the ``aws`` fixture)."""
     from moto.moto_api._internal.models import moto_api_backend
 
+    if targets.TARGETS:  # an external emulator keeps its data through moto's reset
+        destroy_stack(targets.NAMES_STAGE)
     moto_api_backend.reset()  # the cached clients stay valid: same names, same account
-    apply_stack("dev")
+    apply_stack(targets.NAMES_STAGE)
     queued_ingest_messages()  # the s3:TestEvent of the new bucket configuration
 
 
