@@ -359,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         register_bench = None
     if register_bench:
         register_bench(commands)
+    from storemon_app.packaging import register_commands as register_packaging
+
+    register_packaging(commands)
     return parser
 
 

@@ -108,3 +108,32 @@ def test_fresh_resources_are_deleted_with_their_contents(aws):
     assert not boto3.client("sqs", region_name="us-east-1").list_queues(QueueNamePrefix=aws["IngestQueue"]).get("QueueUrls")
     destroy_stack(targets.NAMES_STAGE)  # twice is harmless
     assert StackApplier(targets.NAMES_STAGE).apply() == aws  # and the names can be used again at once
+
+
+def test_packaged_event_sources_reference_the_template_queues():
+    """chalice names the queues by ARN strings; the package links them by Fn::GetAtt so
+    CloudFormation creates the queues first (`./storemon package`, run in CI, checks the rest)."""
+    from storemon_app.packaging import PackagingError, link_event_sources
+
+    def function(queue_arn: str) -> dict:
+        return {"Type": "AWS::Serverless::Function", "Properties": {"Events": {"Source": {
+            "Type": "SQS", "Properties": {"Queue": {"Fn::Sub": queue_arn}, "BatchSize": 1}}}}}
+
+    template = load_template()
+    template["Resources"]["Worker"] = function(
+        "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:storemon-prod-report-parts")
+    assert link_event_sources(template, "prod") == ["ReportQueue"]
+    assert template["Resources"]["Worker"]["Properties"]["Events"]["Source"]["Properties"]["Queue"] == \
+        {"Fn::GetAtt": ["ReportQueue", "Arn"]}
+    template["Resources"]["Stray"] = function("arn:aws:sqs:us-east-1:1:storemon-prod-elsewhere")
+    with pytest.raises(PackagingError, match="storemon-prod-elsewhere"):
+        link_event_sources(template, "prod")
+
+
+def test_stateful_resources_say_what_happens_to_their_data():
+    """Chosen, not defaulted (README, Deploying): data is retained, queues go with the stack."""
+    for logical, resource in load_template()["Resources"].items():
+        if resource["Type"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket"):
+            assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain"), logical
+        if resource["Type"] == "AWS::SQS::Queue":
+            assert resource["DeletionPolicy"] == "Delete" and "MessageRetentionPeriod" in resource["Properties"]
