@@ -28,12 +28,14 @@ from storemon_app.runtime import (  # noqa: E402
     DEFAULT_API_PORT,
     DEFAULT_EMULATOR_PORT,
     RuntimeFailure,
+    StopRequested,
     clear_endpoints,
     describe_endpoints,
     free_port,
     prepare_environment,
     running_stack,
     stage_environment,
+    stop_on_signals,
 )
 
 SAMPLE_DIR = PROJECT_ROOT / "out" / "sample-data"
@@ -162,7 +164,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     files = find_dataset(data_dir)
     out = Path(args.out)
     started = time.monotonic()
-    with running_stack(stage=args.stage, emulator_port=free_port(), api_port=free_port()) as stack:
+    with stop_on_signals(), running_stack(stage=args.stage, emulator_port=free_port(),
+                                          api_port=free_port()) as stack:
         print(f"emulated AWS: {describe_endpoints()}; API at {stack.api_url}", file=sys.stderr)
         _ingest_dataset(files)
         from storemon_app.event_pump import EventPump
@@ -179,16 +182,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class _OneLineWhenUnreachable(logging.Filter):
+    """The pump retries every queue every second; an emulator that went away is one line, not a traceback each time."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            unreachable = _unreachable_endpoint(record.exc_info[1])
+            if unreachable:
+                record.msg, record.args = f"{record.getMessage()}: cannot reach {unreachable}", ()
+                record.exc_info = record.exc_text = None
+        return True
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from storemon_app.event_pump import EventPump
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with running_stack(stage=args.stage, emulator_port=args.emulator_port, api_port=args.api_port) as stack:
-        if not args.empty:
-            _ingest_dataset(find_dataset(Path(args.data) if args.data else sample_dataset()))
-        pump = EventPump(_import_app(), concurrency=args.workers).start()
-        print(f"""
+    logging.getLogger("storemon.pump").addFilter(_OneLineWhenUnreachable())
+    reason = None
+    try:
+        with stop_on_signals(), running_stack(stage=args.stage, emulator_port=args.emulator_port,
+                                              api_port=args.api_port) as stack:
+            if not args.empty:
+                _ingest_dataset(find_dataset(Path(args.data) if args.data else sample_dataset()))
+            pump = EventPump(_import_app(), concurrency=args.workers).start()
+            print(f"""
 storemon is up.
   API:          {stack.api_url}
   emulated AWS: {describe_endpoints()}   (bucket {os.environ['DATA_BUCKET']})
@@ -198,14 +215,16 @@ Try:
   curl -H 'Accept: text/csv' '{stack.api_url}/get_report?report_id=<id>'
 Drop a CSV into s3://{os.environ['DATA_BUCKET']}/incoming/status/ (or hours/, timezones/) to ingest it.
 Logs: {stack.log_dir}. Ctrl-C stops everything.""", flush=True)
-        try:
-            while not stop.wait(0.5):
-                if stack.api and stack.api.poll() is not None:
-                    raise RuntimeFailure("the API server stopped; see out/logs/api.log")
-        except KeyboardInterrupt:
-            pass
-        finally:
-            pump.stop(timeout=5)
+            try:
+                while reason is None:
+                    time.sleep(0.5)
+                    reason = stack.dead_child()
+            finally:
+                pump.stop(timeout=5)
+    except StopRequested as signal_name:
+        print(f"{signal_name}: stopping", file=sys.stderr)
+    if reason:
+        raise RuntimeFailure(f"{reason}; everything else was stopped")
     print("stopped.")
     return 0
 

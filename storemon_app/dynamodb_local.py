@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from storemon_app.runtime import RuntimeFailure, _stop, _wait_for_http, free_port
+from storemon_app.runtime import RuntimeFailure, _die_with_parent, _stop, _wait_for_http, free_port
 from storemon_app.stack import PROJECT_ROOT
 
 PACKAGE_DIR = PROJECT_ROOT / "tools" / "dynamodb-local"
@@ -63,7 +63,7 @@ def start(jar: Path, port: int, log_path: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         ["java", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
          "-inMemory", "-sharedDb", "-port", str(port)],
-        cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
     _wait_for_http(f"http://127.0.0.1:{port}/", process, "DynamoDB Local", timeout=60)
     return process
 

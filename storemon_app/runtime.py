@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,6 +139,104 @@ def _wait_for_http(url: str, process: Optional[subprocess.Popen], what: str, tim
     raise RuntimeFailure(f"{what} did not answer on {url} within {timeout:.0f} s")
 
 
+def _listener_pid(port: int) -> Optional[int]:
+    """The pid listening on a loopback TCP port, from /proc (Linux; None elsewhere or if hidden)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return int(proc.name)
+        except OSError:
+            continue
+    return None
+
+
+def _process_line(pid: int) -> tuple[str, int]:
+    """(command line, parent pid) of a process."""
+    proc = Path("/proc") / str(pid)
+    command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    return command, parent
+
+
+def port_in_use_message(port: int, advice: str) -> str:
+    """Say what holds ``port``, naming a storemon stack left by an earlier run."""
+    message = f"port {port} is in use"
+    try:
+        pid = _listener_pid(port)
+        if pid is None:
+            return f"{message}; {advice}"
+        command, parent = _process_line(pid)
+    except (OSError, ValueError, IndexError):
+        return f"{message}; {advice}"
+    if "moto.server" in command or "storemon_app.api_server" in command or "chalice local" in command:
+        what = "moto's server" if "moto.server" in command else "the API server"
+        owner = ""
+        if parent != 1:
+            try:
+                owner_command, _ = _process_line(parent)
+            except (OSError, ValueError, IndexError):
+                owner_command = ""
+            if "storemon_app" in owner_command:
+                owner = f" of a storemon run still going (pid {parent}: {owner_command[:80]})"
+        if not owner:
+            return (f"{message} by {what} of a storemon stack left by an earlier run (pid {pid}, "
+                    f"its parent is gone); stop it with `kill {pid}`, then start again")
+        return f"{message} by {what}{owner}; stop that run first"
+    return f"{message} by pid {pid} ({command[:80]}); {advice}"
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the parent dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class StopRequested(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP asked the local stack to stop (the terminal closed, ``kill``)."""
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGINT, SIGTERM and SIGHUP into ``StopRequested`` in the main thread, so every
+    ``finally`` runs and the stack's children are stopped; later signals do not interrupt
+    that cleanup."""
+    fired: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise StopRequested(signal.Signals(signum).name)
+
+    signals = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    previous = {signum: signal.signal(signum, handler) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
 def _stop(process: Optional[subprocess.Popen]) -> None:
     if process is None or process.poll() is not None:
         return
@@ -162,6 +261,8 @@ class LocalStack:
     names_stage: Optional[str] = None
     emulator: Optional[subprocess.Popen] = None
     api: Optional[subprocess.Popen] = None
+    #: Service -> URL of the emulators this stack uses but did not start.
+    external: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -172,19 +273,20 @@ class LocalStack:
         LocalStack, your own moto_server; ``AWS_ENDPOINT_URL_DYNAMODB`` and the like for
         one service: DynamoDB Local); start moto's server only for the services left over."""
         external = external_endpoints()
+        self.external = external
         for url in sorted(set(external.values())):
             _wait_for_http(url.rstrip("/") + "/", None, f"the emulator at {url}", timeout=20)
         if set(external) == set(SERVICES):
             self.endpoint_url = os.environ.get(ENDPOINT_VARIABLE, "")
             return
         if not port_is_free(self.emulator_port):
-            raise RuntimeFailure(f"port {self.emulator_port} is in use; stop what runs there, or set "
-                                 f"AWS_ENDPOINT_URL to use it as the emulator")
+            raise RuntimeFailure(port_in_use_message(
+                self.emulator_port, "stop what runs there, or set AWS_ENDPOINT_URL to use it as the emulator"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / "emulator.log", "ab")
         self.emulator = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.emulator_port)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         self.endpoint_url = f"http://127.0.0.1:{self.emulator_port}"
         _wait_for_http(self.endpoint_url + "/moto-api/", self.emulator, "moto's server")
 
@@ -200,15 +302,29 @@ class LocalStack:
         """chalice's local server (``chalice local``) serves app.py over real HTTP, with this
         process's environment: the stage's settings, the resources' names and the endpoints."""
         if not port_is_free(self.api_port):
-            raise RuntimeFailure(f"port {self.api_port} is in use; pass --api-port to pick another")
+            raise RuntimeFailure(port_in_use_message(self.api_port, "pass --api-port to pick another"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / "api.log", "ab")
         self.api = subprocess.Popen(
             [sys.executable, "-m", "storemon_app.api_server", "--host", "127.0.0.1", "--port", str(self.api_port),
              "--stage", self.stage],
             cwd=PROJECT_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent)
         _wait_for_http(self.api_url + "/get_report", self.api, "the API server (chalice local)")
+
+    def dead_child(self) -> Optional[str]:
+        """A one-line reason if a process of the stack died, else None."""
+        for process, what, log in ((self.emulator, "the emulator (moto's server)", "emulator.log"),
+                                   (self.api, "the API server", "api.log")):
+            if process is not None and process.poll() is not None:
+                return f"{what} stopped (exit status {process.returncode}); see {self.log_dir / log}"
+        for url in sorted(set(self.external.values())):
+            parsed = urllib.parse.urlsplit(url)
+            try:
+                socket.create_connection((parsed.hostname, parsed.port or 80), timeout=2).close()
+            except OSError:
+                return f"the emulator at {url} stopped answering"
+        return None
 
     def stop(self) -> None:
         _stop(self.api)
