@@ -1,8 +1,13 @@
-"""``python -m storemon_app``: run, feed and inspect storemon on this machine.
+"""./storemon: run, feed and inspect storemon on this machine.
 
-Commands that talk to AWS read their endpoint from ``AWS_ENDPOINT_URL``
-(default: the local stack of ``up`` on 127.0.0.1:4566); the app's settings
-come from the stage in ``.chalice/config.json``, exactly as in Lambda.
+  ./storemon test [pytest args]   the test suite (./storemon test-dynamodb-local: on DynamoDB Local)
+  ./storemon COMMAND --help       a command's options
+
+Commands that talk to AWS use AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_DYNAMODB,
+_S3, _SQS for one service), else the local stack of `up` on 127.0.0.1:4566;
+--endpoint overrides both. The app's settings come from the stage in
+.chalice/config.json, exactly as in Lambda. Inside the venv the same commands
+are `python -m storemon_app COMMAND`.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.error
 from pathlib import Path
 from typing import Optional
 
@@ -45,6 +51,9 @@ DATA_FILES = {
     "hours": ("menu_hours.csv", "business_hours.csv"),
     "timezones": ("timezones.csv",),
 }
+#: By the specification a store without hours is open 24x7 and one without a zone is in
+#: America/Chicago, so only the polls are required.
+OPTIONAL_KINDS = {"hours", "timezones"}
 
 
 class CommandError(Exception):
@@ -52,7 +61,9 @@ class CommandError(Exception):
 
 
 def find_dataset(directory: Path) -> dict[str, Path]:
-    """The three input files of a data directory, by kind."""
+    """The input files of a data directory, by kind (hours and zones may be absent)."""
+    if not directory.is_dir():
+        raise CommandError(f"{directory}: no such directory")
     found = {}
     for kind, names in DATA_FILES.items():
         for name in names:
@@ -60,8 +71,23 @@ def find_dataset(directory: Path) -> dict[str, Path]:
                 found[kind] = directory / name
                 break
         else:
-            raise CommandError(f"{directory}: no {' or '.join(names)}")
+            if kind not in OPTIONAL_KINDS:
+                raise CommandError(f"{directory}: no {' or '.join(names)}")
+            print(f"{directory}: no {' or '.join(names)}; "
+                  f"{'every store is open 24x7' if kind == 'hours' else 'every store is in America/Chicago'}",
+                  file=sys.stderr)
     return found
+
+
+def output_path(value: str) -> Path:
+    """Where a CSV goes: its directory must exist (only the default out/ is created)."""
+    path = Path(value)
+    parent = path.parent
+    if not parent.is_dir() and parent != DEFAULT_REPORT_PATH.parent:
+        raise CommandError(f"{path}: directory {parent} does not exist")
+    if path.is_dir():
+        raise CommandError(f"{path} is a directory; name a file")
+    return path
 
 
 def sample_dataset() -> Path:
@@ -85,7 +111,7 @@ def _ingest_dataset(files: dict[str, Path]) -> list:
     from storemon_app.local_ingest import KIND_ORDER, ingest_file
 
     outcomes = []
-    for kind in KIND_ORDER:
+    for kind in [k for k in KIND_ORDER if k in files]:
         outcome = ingest_file(files[kind], expected_kind=kind)
         if outcome.status != "Complete":
             raise CommandError(f"{files[kind]} was not ingested: {outcome.error}")
@@ -104,7 +130,11 @@ def run_report(api_url: str, out: Path, timeout: float = 900) -> dict:
     from storemon_app.progress import ProgressLine
 
     client = ReportClient(api_url)
-    report_id = client.trigger()
+    try:
+        report_id = client.trigger()
+    except urllib.error.URLError as error:
+        raise CommandError(f"cannot reach the API at {api_url} ({error.reason}). Start it with "
+                           "`./storemon up`, or pass --api URL") from None
     progress = ProgressLine(f"report {report_id}")
     view = client.wait(report_id, timeout=timeout, on_progress=lambda v, e: _show_job(v, e, progress))
     if view["status"] != "Complete":
@@ -160,9 +190,10 @@ def summarise_report(path: Path, detail: Optional[Path] = None) -> str:
 # -- commands ------------------------------------------------------------------
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    out = output_path(args.out)
     data_dir = Path(args.data) if args.data else sample_dataset()
     files = find_dataset(data_dir)
-    out = Path(args.out)
+    _stack_endpoint(args)
     started = time.monotonic()
     with stop_on_signals(), running_stack(stage=args.stage, emulator_port=free_port(),
                                           api_port=free_port()) as stack:
@@ -198,6 +229,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from storemon_app.event_pump import EventPump
 
     logging.getLogger("storemon.pump").addFilter(_OneLineWhenUnreachable())
+    _stack_endpoint(args)
     reason = None
     try:
         with stop_on_signals(), running_stack(stage=args.stage, emulator_port=args.emulator_port,
@@ -229,6 +261,26 @@ Logs: {stack.log_dir}. Ctrl-C stops everything.""", flush=True)
     return 0
 
 
+def localstack_endpoint() -> str:
+    """LocalStack's endpoint by LocalStack's own conventions (AWS_ENDPOINT_URL, else
+    LOCALSTACK_HOST, else localhost:4566), as its client library resolves it."""
+    from localstack_client.config import get_service_endpoint
+
+    return get_service_endpoint("s3")
+
+
+def _stack_endpoint(args: argparse.Namespace) -> None:
+    """demo and up: --endpoint URL or 'localstack' puts every service there, no moto started."""
+    if not args.endpoint:
+        return
+    if args.endpoint == "aws":
+        raise CommandError("demo and up create their tables, queues and bucket; they run on an emulator, "
+                           "not --endpoint aws (deploy with ./storemon package, see README)")
+    url = localstack_endpoint() if args.endpoint == "localstack" else args.endpoint
+    clear_endpoints()
+    os.environ["AWS_ENDPOINT_URL"] = url
+
+
 def _connect(args: argparse.Namespace) -> None:
     """Point at ``--endpoint``: a URL, ``aws`` for the real thing, or by default
     ``AWS_ENDPOINT_URL`` and else the local stack of ``up``."""
@@ -237,8 +289,9 @@ def _connect(args: argparse.Namespace) -> None:
         os.environ.update(stage_environment(args.stage))
         return
     if args.endpoint:
-        clear_endpoints()  # an explicit URL takes every service
-        prepare_environment(args.stage, args.endpoint)
+        url = localstack_endpoint() if args.endpoint == "localstack" else args.endpoint
+        clear_endpoints()  # an explicit endpoint takes every service
+        prepare_environment(args.stage, url)
         return
     # the environment's endpoints; services it leaves out go to the local stack of `up`
     prepare_environment(args.stage, os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
@@ -248,12 +301,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from storemon_app.local_ingest import ingest_file
 
     _connect(args)
-    given = {"timezones": args.timezones, "hours": args.hours, "status": args.status}
+    given = {"timezones": args.timezones or [], "hours": args.hours or [], "status": args.status or []}
     if not any(given.values()):
         raise CommandError("name at least one of --status, --hours, --timezones")
+    for path in [p for paths in given.values() for p in paths]:
+        if not Path(path).is_file():
+            raise CommandError(f"{path}: no such file")
     failed = 0
-    for kind, path in given.items():
-        if path:
+    for kind, paths in given.items():
+        for path in paths:
             outcome = ingest_file(Path(path), expected_kind=kind, quiet=args.json)
             failed += outcome.status != "Complete"
             if args.json:
@@ -316,54 +372,70 @@ def cmd_ingestions(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    view = run_report(args.api, Path(args.out))
+    view = run_report(args.api, output_path(args.out))
     print(f"report {view['report_id']}: {view['rows']:,} rows -> {Path(args.out).resolve()}"
           + (f" (detail: {view['detail_path']})" if view.get("detail_path") else ""))
     return 0
 
 
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, not {value}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m storemon_app", description=__doc__,
+    parser = argparse.ArgumentParser(prog="./storemon", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="dev", help="stage of .chalice/config.json (default: dev)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the handlers do")
-    parser.add_argument("--endpoint", help="for ingest, ingestions and pump: the AWS endpoint URL, or 'aws' "
-                                           "for real AWS (default: $AWS_ENDPOINT_URL, else http://127.0.0.1:4566)")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--endpoint", help="an AWS endpoint URL for every service, or 'localstack' (LocalStack's, "
+                                           "from AWS_ENDPOINT_URL or LOCALSTACK_HOST, default localhost:4566), or, "
+                                           "for ingest, ingestions and pump, 'aws' for real AWS. Default: the "
+                                           "AWS_ENDPOINT_URL* variables; else demo and up start moto's server, and "
+                                           "the other commands use http://127.0.0.1:4566")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="the whole flow once on an embedded emulator: ingest, report, download")
-    demo.add_argument("--data", help="directory with store_status.csv, menu_hours.csv (or business_hours.csv), "
-                                     "timezones.csv (default: a generated sample)")
-    demo.add_argument("--out", default=str(DEFAULT_REPORT_PATH), help="where to write the CSV (default: out/report.csv)")
-    demo.add_argument("--workers", type=int, default=2, help="parallel queue-handler invocations (default: 2)")
+    demo.add_argument("--data", help="directory with store_status.csv and, optionally, menu_hours.csv (or "
+                                     "business_hours.csv) and timezones.csv (default: a generated sample)")
+    demo.add_argument("--out", default=str(DEFAULT_REPORT_PATH),
+                      help="where to write the CSV; its directory must exist (default: out/report.csv)")
+    demo.add_argument("--workers", type=positive_int, default=2, help="parallel queue-handler invocations (default: 2)")
     demo.set_defaults(func=cmd_demo)
 
-    up = commands.add_parser("up", help="start the local stack and keep it running")
-    up.add_argument("--data", help="data directory to ingest at start (default: the generated sample)")
+    up = commands.add_parser("up", help="start the local stack and keep it running (Ctrl-C stops it)")
+    up.add_argument("--data", help="data directory to ingest at start, as for demo (default: the generated sample)")
     up.add_argument("--empty", action="store_true", help="ingest nothing at start")
-    up.add_argument("--api-port", type=int, default=DEFAULT_API_PORT)
-    up.add_argument("--emulator-port", type=int, default=DEFAULT_EMULATOR_PORT)
-    up.add_argument("--workers", type=int, default=2)
+    up.add_argument("--api-port", type=positive_int, default=DEFAULT_API_PORT,
+                    help=f"port of the API server (default: {DEFAULT_API_PORT})")
+    up.add_argument("--emulator-port", type=positive_int, default=DEFAULT_EMULATOR_PORT,
+                    help=f"port of moto's server, when no AWS_ENDPOINT_URL is set (default: {DEFAULT_EMULATOR_PORT})")
+    up.add_argument("--workers", type=positive_int, default=2, help="parallel queue-handler invocations (default: 2)")
     up.set_defaults(func=cmd_up)
 
-    ingest = commands.add_parser("ingest", help="load CSV files into the tables (streaming)")
-    ingest.add_argument("--status", help="store_status.csv")
-    ingest.add_argument("--hours", help="menu_hours.csv / business_hours.csv")
-    ingest.add_argument("--timezones", help="timezones.csv")
+    ingest = commands.add_parser("ingest", help="load CSV files into the tables (streaming); each option may repeat")
+    ingest.add_argument("--status", action="append", metavar="FILE", help="polls: store_id,status,timestamp_utc")
+    ingest.add_argument("--hours", action="append", metavar="FILE",
+                        help="business hours: store_id,day (or dayOfWeek),start_time_local,end_time_local")
+    ingest.add_argument("--timezones", action="append", metavar="FILE", help="zones: store_id,timezone_str")
     ingest.add_argument("--json", action="store_true", help="print one JSON line per file (for scripts)")
     ingest.set_defaults(func=cmd_ingest)
 
     pump = commands.add_parser("pump", help="deliver SQS messages to the queue handlers until stopped")
-    pump.add_argument("--workers", type=int, default=1, help="parallel invocations in this process")
+    pump.add_argument("--workers", type=positive_int, default=1, help="parallel invocations in this process (default: 1)")
     pump.set_defaults(func=cmd_pump)
 
-    ingestions = commands.add_parser("ingestions", help="list recent ingestions")
-    ingestions.add_argument("--limit", type=int, default=20)
+    ingestions = commands.add_parser("ingestions", help="list recent ingestions: rows accepted, rejected, errors")
+    ingestions.add_argument("--limit", type=positive_int, default=20, help="how many, newest first (default: 20)")
     ingestions.set_defaults(func=cmd_ingestions)
 
-    report = commands.add_parser("report", help="trigger a report on a running API and download it")
-    report.add_argument("--api", default=f"http://127.0.0.1:{DEFAULT_API_PORT}")
-    report.add_argument("--out", default=str(DEFAULT_REPORT_PATH))
+    report = commands.add_parser("report", help="trigger a report on a running API, wait, download the CSV")
+    report.add_argument("--api", default=f"http://127.0.0.1:{DEFAULT_API_PORT}",
+                        help=f"the API's base URL (default: http://127.0.0.1:{DEFAULT_API_PORT}, the one of up)")
+    report.add_argument("--out", default=str(DEFAULT_REPORT_PATH),
+                        help="where to write the CSV; its directory must exist (default: out/report.csv)")
     report.set_defaults(func=cmd_report)
 
     try:

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Optional, TextIO
 
 
 class ProgressLine:
-    def __init__(self, label: str, stream: TextIO = sys.stderr, min_interval: float = 0.5) -> None:
+    def __init__(self, label: str, stream: Optional[TextIO] = None, min_interval: float = 0.5) -> None:
         self.label = label
-        self.stream = stream
+        self.stream = stream or sys.stderr  # at call time: sys.stderr may have been replaced since import
         self.started = time.monotonic()
         self._last = 0.0
-        self._tty = stream.isatty()
+        self._tty = self.stream.isatty()
         self._interval = min_interval if self._tty else 5.0
         self._shown = False
 
