@@ -8,6 +8,7 @@ committed) and runs on the machine's Java, on a free loopback port, in memory,
 for the length of the command only.
 
     python -m storemon_app.dynamodb_local -- python -m pytest tests/test_api.py
+    python -m storemon_app.dynamodb_local --port 8001     # just serve, until Ctrl-C
 """
 from __future__ import annotations
 
@@ -19,7 +20,15 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from storemon_app.runtime import RuntimeFailure, _die_with_parent, _stop, _wait_for_http, free_port
+from storemon_app.runtime import (
+    RuntimeFailure,
+    StopRequested,
+    _die_with_parent,
+    _stop,
+    _wait_for_http,
+    free_port,
+    stop_on_signals,
+)
 from storemon_app.stack import PROJECT_ROOT
 
 PACKAGE_DIR = PROJECT_ROOT / "tools" / "dynamodb-local"
@@ -70,9 +79,12 @@ def start(jar: Path, port: int, log_path: Path) -> subprocess.Popen:
 
 def main(argv: Optional[list[str]] = None) -> int:
     command = list(sys.argv[1:] if argv is None else argv)
+    port = 0
+    if command[:1] == ["--port"] and len(command) >= 2:
+        port, command = int(command[1]), command[2:]
     if command[:1] == ["--"]:
         command = command[1:]
-    if not command:
+    if not command and not port:
         print(__doc__, file=sys.stderr)
         return 2
     problem = java_problem()
@@ -80,17 +92,25 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"DynamoDB Local leg SKIPPED: {problem}", flush=True)
         return SKIPPED
     jar = install()
-    port = free_port()
-    process = start(jar, port, PROJECT_ROOT / "out" / "logs" / "dynamodb-local.log")
-    url = f"http://127.0.0.1:{port}"
-    print(f"DynamoDB Local ({jar.parent.name}) at {url}; S3 and SQS on moto", flush=True)
-    env = dict(os.environ, STOREMON_TEST_ENDPOINT_DYNAMODB=url)
-    child = subprocess.Popen(command, env=env)
+    process = start(jar, port or free_port(), PROJECT_ROOT / "out" / "logs" / "dynamodb-local.log")
+    url = f"http://127.0.0.1:{port or process.args[-1]}"
     try:
-        return child.wait()
-    except KeyboardInterrupt:
-        child.send_signal(signal.SIGINT)
-        return child.wait()
+        if not command:
+            print(f"DynamoDB Local ({jar.parent.name}) at {url}, in memory; Ctrl-C stops it", flush=True)
+            with stop_on_signals():
+                process.wait()
+            return process.returncode
+        others = os.environ.get("STOREMON_TEST_ENDPOINT") or "moto"
+        print(f"DynamoDB Local ({jar.parent.name}) at {url}; S3 and SQS: {others}", flush=True)
+        env = dict(os.environ, STOREMON_TEST_ENDPOINT_DYNAMODB=url)
+        child = subprocess.Popen(command, env=env)
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)
+            return child.wait()
+    except StopRequested:
+        return 0
     finally:
         _stop(process)
 
