@@ -134,8 +134,11 @@ def test_parsing_keeps_big_ids_and_drops_fractions():
     assert parse_poll_timestamp("2023-01-22 12:09:39.388884 UTC") == parse_poll_timestamp("2023-01-22 12:09:39 UTC")
     assert parse_poll_timestamp("2023-01-22 12:09:39.3 UTC") - parse_poll_timestamp("2023-01-22 00:00:00 UTC") \
         == 12 * H + 9 * 60 + 39
+    assert parse_poll_timestamp("2024-02-29 23:59:59 UTC") == 1709251199
     for bad in ["2023-01-22 12:09:39", "2023-13-01 00:00:00 UTC", "2023-02-30 00:00:00 UTC",
-                "2023-01-22 12:09:39.1234567 UTC", "yesterday UTC", ""]:
+                "2023-01-22 12:09:39.1234567 UTC", "yesterday UTC", "", "2023-0a-22 12:09:39 UTC",
+                "1969-12-31 23:59:59 UTC", "٢٠٢٣-01-22 12:09:39 UTC", "2023-01-22 24:00:00 UTC",
+                "2023-02-29 00:00:00 UTC", "+023-01-22 12:09:39 UTC"]:
         with pytest.raises(InvalidField):
             parse_poll_timestamp(bad)
     assert parse_status(" Active ") is True
