@@ -18,6 +18,7 @@ Why this shape (docs/ARCHITECTURE.md has the numbers):
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import zlib
 from collections import defaultdict
@@ -106,13 +107,19 @@ class WriteStats:
     compacted_bytes: int = 0
     largest_item: int = 0
     write_units: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def count_item(self, size: int) -> None:
-        self.write_units += max(1, -(-size // 1024))
-        self.largest_item = max(self.largest_item, size)
+    def count(self, size: int, **counters: int) -> None:
+        """One item of ``size`` bytes written, and the named counters bumped (writer threads share this)."""
+        with self._lock:
+            self.write_units += max(1, -(-size // 1024))
+            self.largest_item = max(self.largest_item, size)
+            for name, amount in counters.items():
+                setattr(self, name, getattr(self, name) + amount)
 
     def as_dict(self) -> dict[str, int]:
-        return dict(vars(self))
+        with self._lock:
+            return {name: value for name, value in vars(self).items() if not name.startswith("_")}
 
 
 #: A directory holds a few dozen 20-character ids at most (compaction bounds them): ~1 KB.
@@ -286,9 +293,7 @@ class PollRepository:
         for directory, blob, expires_at in blocks:
             key = block_key(directory, block_id(blob))
             items.append(PollBlock(key, blob=blob, expires_at=expires_at))
-            self.stats.blocks += 1
-            self.stats.block_bytes += len(blob)
-            self.stats.count_item(_item_size(key, blob))
+            self.stats.count(_item_size(key, blob), blocks=1, block_bytes=len(blob))
 
         def write(group: Sequence[PollBlock]) -> None:
             with PollBlock.batch_write() as batch:
@@ -304,8 +309,7 @@ class PollRepository:
         if expires_at is not None:
             actions.append(PollDirectory.expires_at.set(expires_at))
         PollDirectory(directory).update(actions=actions)
-        self.stats.directory_updates += 1
-        self.stats.count_item(_DIRECTORY_SIZE)
+        self.stats.count(_DIRECTORY_SIZE, directory_updates=1)
 
     def finish(self, latest_poll: Optional[int]) -> int:
         """End of a drop: write what is held, then compact the days and rosters it touched
@@ -353,10 +357,7 @@ class PollRepository:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False  # compacted concurrently: that result stands, ours is left to TTL
             raise
-        self.stats.compactions += 1
-        self.stats.compacted_bytes += sum(map(len, blobs))
-        self.stats.directory_updates += 1
-        self.stats.count_item(_DIRECTORY_SIZE)
+        self.stats.count(_DIRECTORY_SIZE, compactions=1, compacted_bytes=sum(map(len, blobs)), directory_updates=1)
         return True
 
     # -- reads ----------------------------------------------------------
