@@ -129,6 +129,11 @@ def detail_report_key(report_id: str) -> str:
     return f"reports/{report_id}/detail.csv"
 
 
+def strips_key(report_id: str) -> str:
+    """The report page's week strips: raw store id and ``week_strip``, in the detail report's order."""
+    return f"reports/{report_id}/strips.csv"
+
+
 class EvidenceSummary:
     """The fleet's evidence, summed over the detail rows while they are merged."""
 
@@ -204,7 +209,8 @@ class ReportService:
     # -- one part ---------------------------------------------------------
     def compute_rows(self, shards: Iterable[int], data_now: int) -> list[list[str]]:
         """Detail rows (without header) of every store in ``shards``, sorted by store id:
-        the standard columns, then ``DETAIL_EXTRA_HEADER``."""
+        the standard columns, then ``DETAIL_EXTRA_HEADER``, then the week strip the report
+        page draws (``assemble`` moves it to its own object, ``strips_key``)."""
         shards = sorted(set(shards))
         schedules = self.hours.read(shards)
         zones = self.zones.read(shards)
@@ -212,7 +218,7 @@ class ReportService:
         for shard in shards:
             evidence, rule, _ = self.shard_evidence(shard, data_now, schedules, zones)
             for store_id, store in evidence.items():
-                rows.append(detail_row(store_id, store, data_now, rule))
+                rows.append(detail_row(store_id, store, data_now, rule, strip=True))
         rows.sort(key=lambda row: row[0])
         return rows
 
@@ -276,11 +282,16 @@ class ReportService:
         summary = EvidenceSummary()
         width = len(CSV_HEADER)
         with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out, \
-                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as detail:
+                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as detail, \
+                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as strips:
             out.write((",".join(CSV_HEADER) + "\n").encode("utf-8"))
             detail.write((",".join(CSV_HEADER + DETAIL_EXTRA_HEADER) + "\n").encode("utf-8"))
             for line in heapq.merge(*streams, key=lambda line: line.split(",", 1)[0]):
                 fields = next(csv.reader([line]))
+                if len(fields) > width + len(DETAIL_EXTRA_HEADER):  # the week strip, for the page
+                    strip = io.StringIO()
+                    csv.writer(strip, lineterminator="\n").writerow([fields[0], fields.pop()])
+                    strips.write(strip.getvalue().encode("utf-8"))
                 summary.add(fields[width:])
                 fields[0] = inert(fields[0])
                 standard, full = io.StringIO(), io.StringIO()
@@ -290,7 +301,7 @@ class ReportService:
                 detail.write(full.getvalue().encode("utf-8"))
                 rows += 1
             key, detail_key = report_key(job.report_id), detail_report_key(job.report_id)
-            for body, name in ((out, key), (detail, detail_key)):
+            for body, name in ((out, key), (detail, detail_key), (strips, strips_key(job.report_id))):
                 body.seek(0)
                 s3_client().upload_fileobj(body, self.settings.bucket, name, ExtraArgs={"ContentType": "text/csv"})
         self.jobs.complete(job.report_id, key, rows, summary=json.dumps(summary.as_dict(), sort_keys=True))

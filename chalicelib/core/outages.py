@@ -162,10 +162,11 @@ def _hundredths(seconds: float, unit: int) -> str:
     return f"{value // 100}.{value % 100:02d}"
 
 
-def outage_fields(estimate: UptimeEstimate, business: Sequence[Span], now: int) -> list[str]:
+def outage_fields(estimate: UptimeEstimate, business: Sequence[Span], now: int,
+                  stats: Optional[dict[str, OutageStats]] = None) -> list[str]:
     """The detail report's ``OUTAGE_HEADER`` columns for one store (MTTR empty when no
-    outage ended in the window)."""
-    stats = store_outages(estimate, business, now)
+    outage ended in the window); ``stats``: ``store_outages`` when the caller has them."""
+    stats = stats if stats is not None else store_outages(estimate, business, now)
     fields = []
     for name, _, unit in _WINDOWS:
         window = stats[name]
@@ -173,3 +174,20 @@ def outage_fields(estimate: UptimeEstimate, business: Sequence[Span], now: int) 
         fields += [str(window.count), _hundredths(window.longest, unit), _hundredths(window.total, unit),
                    "" if mttr is None else _hundredths(mttr, unit)]
     return fields
+
+
+#: ``week_strip`` characters: no business time in the hour, no outage, all of it in outage, some.
+STRIP_CLOSED, STRIP_UP, STRIP_DOWN, STRIP_PARTLY = ".", "+", "-", "~"
+
+
+def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int) -> str:
+    """The week ending at ``now`` in 168 characters, one per hour, oldest first: what the
+    report page draws (``STRIP_*``); ``outages`` are the week's."""
+    strip = []
+    for hour in range(168):
+        lo = now - WEEK + hour * HOUR
+        open_seconds = sum(hi - lo_ for lo_, hi in clip_spans(business, lo, lo + HOUR))
+        down_seconds = sum(hi - lo_ for lo_, hi in clip_spans(outages, lo, lo + HOUR))
+        strip.append(STRIP_CLOSED if not open_seconds else STRIP_UP if not down_seconds
+                     else STRIP_DOWN if down_seconds >= open_seconds else STRIP_PARTLY)
+    return "".join(strip)

@@ -21,7 +21,7 @@ from chalicelib.core.interpolation import (
     canonical_polls,
     fading_silence,
 )
-from chalicelib.core.outages import OUTAGE_HEADER, outage_fields
+from chalicelib.core.outages import OUTAGE_HEADER, outage_fields, store_outages, week_strip
 from chalicelib.core.schedule import (
     Span,
     WeeklySchedule,
@@ -181,12 +181,18 @@ def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
     return StoreReport(store_id=store_id, **totals)
 
 
-def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: InterpolationRule) -> list[str]:
+def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: InterpolationRule,
+               strip: bool = False) -> list[str]:
     """A detail report row: the standard columns, then ``DETAIL_EXTRA_HEADER``; one estimate
-    for both, so the outages rest on the very numbers of the standard columns."""
+    for both, so the outages rest on the very numbers of the standard columns. ``strip``:
+    then the week strip (``outages.week_strip``) the report page draws."""
     estimate = rule(evidence.polls)
-    return (report_from_evidence(store_id, evidence, now, rule, estimate).csv_fields()
-            + evidence.detail_fields(now) + outage_fields(estimate, evidence.business, now))
+    outages = store_outages(estimate, evidence.business, now)
+    row = (report_from_evidence(store_id, evidence, now, rule, estimate).csv_fields()
+           + evidence.detail_fields(now) + outage_fields(estimate, evidence.business, now, outages))
+    if strip:
+        row.append(week_strip(evidence.business, outages["week"].outages, now))
+    return row
 
 
 def default_rule(prior_up_share: Optional[float] = None) -> InterpolationRule:
