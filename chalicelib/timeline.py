@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
-from chalicelib.core.outages import MIN_OUTAGE_SECONDS, down_spans, store_outages
+from chalicelib.core.outages import MIN_OUTAGE_SECONDS, down_spans, store_outages, up_down_segments
 from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER, WEEK, detail_row
 from chalicelib.core.schedule import clip_spans
 from chalicelib.reporting import ReportService
@@ -46,18 +46,9 @@ def store_timeline(service: ReportService, store_id: str, now: int) -> dict[str,
             return {"at": iso(at), "active": bool(active)}
         return None
 
-    segments = []
-    for lo, hi in business:
-        cursor = lo
-        for d_lo, d_hi in clip_spans(down, lo, hi):
-            if cursor < d_lo:
-                segments.append((cursor, d_lo, "up"))
-            segments.append((d_lo, d_hi, "down"))
-            cursor = d_hi
-        if cursor < hi:
-            segments.append((cursor, hi, "up"))
     segment_views = []
-    for lo, hi, state in segments:
+    for lo, hi, is_down in up_down_segments(business, down):
+        state = "down" if is_down else "up"
         first, stop = bisect.bisect_left(evidence_at, lo), bisect.bisect_left(evidence_at, hi)
         segment_views.append({
             "start": iso(lo), "end": iso(hi), "seconds": hi - lo, "state": state,

@@ -123,3 +123,58 @@ def test_detail_fields_shape():
     assert OUTAGE_HEADER[:4] == ("outages_last_hour", "longest_outage_minutes_last_hour",
                                  "outage_minutes_last_hour", "mttr_minutes_last_hour")
     assert fields[:4] == ["1", "60.00", "60.00", ""]  # down all hour (the poll and its hold), still down
+
+
+def _hundredths(text: str) -> int:
+    whole, fraction = text.split(".")
+    return int(whole) * 100 + int(fraction)
+
+
+def test_real_old_data_outages_timeline_and_page_agree(real_data):
+    """Every store of the real old data set: the timeline's segments, the detail report's
+    outage columns and the page's ranking say the same (core only; the HTTP paths are the
+    same functions, tests/test_timeline_page.py)."""
+    import csv
+    from collections import defaultdict
+
+    from chalicelib.core import parsing
+    from chalicelib.core.interpolation import fleet_up_share
+    from chalicelib.core.outages import up_down_segments
+    from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER, default_rule, detail_row
+    from chalicelib.report_page import PageStore, ranked
+
+    polls, hours, zones = defaultdict(list), defaultdict(list), {}
+    with open(real_data / "old" / "store_status.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            polls[row["store_id"]].append(Poll(parsing.parse_poll_timestamp(row["timestamp_utc"]),
+                                               row["status"] == "active"))
+    with open(real_data / "old" / "timezones.csv", newline="") as handle:
+        zones = {row["store_id"]: row["timezone_str"] for row in csv.DictReader(handle)}
+    with open(real_data / "old" / "menu_hours.csv", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        for store, day, start, end in reader:
+            hours[store].append((parsing.parse_weekday(day), parsing.parse_local_time(start),
+                                 parsing.parse_local_time(end)))
+    now = max(at for store_polls in polls.values() for at, _ in store_polls)
+    evidence = {store: store_evidence(polls.get(store, []), WeeklySchedule.from_rows(hours.get(store, ())),
+                                      zones.get(store, parsing.DEFAULT_TIMEZONE), now)
+                for store in sorted(set(polls) | set(hours) | set(zones))}
+    rule = default_rule(fleet_up_share(e.polls for e in evidence.values()))
+    header = CSV_HEADER + DETAIL_EXTRA_HEADER
+    page_stores = []
+    for store, store_evidence_ in evidence.items():
+        row = detail_row(store, store_evidence_, now, rule, strip=True)
+        fields = dict(zip(header, row))
+        business = clip_spans(store_evidence_.business, now - WEEK, now)
+        segments = up_down_segments(business, down_spans(rule(store_evidence_.polls), business))
+        outages = [hi - lo for lo, hi, down in segments if down and hi - lo >= MIN_OUTAGE_SECONDS]
+        assert round(sum(hi - lo for lo, hi, _ in segments) / 36) == _hundredths(fields["business_hours_last_week"])
+        assert len(outages) == int(fields["outages_last_week"]), store
+        assert round(sum(outages) / 36) == _hundredths(fields["outage_hours_last_week"]), store
+        assert (row[-1].count("-") + row[-1].count("~") > 0) == bool(outages), store
+        page_stores.append(PageStore(store, fields, row[-1]))
+    assert len(page_stores) > 13_000
+    order = [s.store_id for s in ranked(page_stores)]
+    assert order == [s for s, _ in sorted(((s.store_id, float(s.row["downtime_last_week"])) for s in page_stores),
+                                          key=lambda item: (-item[1], item[0]))]

@@ -117,6 +117,21 @@ def down_spans(estimate: UptimeEstimate, business: Sequence[Span]) -> list[Span]
     return down
 
 
+def up_down_segments(business: Sequence[Span], down: Sequence[Span]) -> list[tuple[int, int, bool]]:
+    """``business`` cut into ``(start, end, is_down)`` segments by ``down_spans``' result."""
+    segments = []
+    for lo, hi in business:
+        cursor = lo
+        for d_lo, d_hi in clip_spans(down, lo, hi):
+            if cursor < d_lo:
+                segments.append((cursor, d_lo, False))
+            segments.append((d_lo, d_hi, True))
+            cursor = d_hi
+        if cursor < hi:
+            segments.append((cursor, hi, False))
+    return segments
+
+
 @dataclass(frozen=True)
 class OutageStats:
     """One window's outages, in seconds."""
