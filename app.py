@@ -34,7 +34,9 @@ from chalicelib.reporting import (
     job_view,
     parse_as_of,
 )
+from chalicelib.report_page import report_page_html
 from chalicelib.settings import settings
+from chalicelib.timeline import UnknownStore, store_timeline
 
 app = Chalice(app_name="storemon")
 app.api.cors = False
@@ -58,7 +60,7 @@ def _service() -> ReportService:
 API_KEY_REQUIRED = True
 #: What get_report can answer in: ``format=`` values and media types of ``Accept``.
 FORMATS = {"json", "csv"}
-_ACCEPTABLE = ("*/*", "application/*", "application/json", "text/*", "text/csv")
+_ACCEPTABLE = ("*/*", "application/*", "application/json", "text/*", "text/csv", "text/html")
 
 
 def _error(status: int, message: str, **extra: Any) -> Response:
@@ -78,20 +80,21 @@ def _refusal() -> Optional[Response]:
         types = [item.split(";", 1)[0].strip().lower() for item in accept.split(",")]
         if not any(media in _ACCEPTABLE for media in types):
             return _error(406, f"cannot answer in {accept[:80]!r}: this API answers application/json "
-                               "(and text/csv for a Complete report)")
+                               "(and text/csv for a Complete report, text/html for its page)")
     return None
 
 
-def _json_errors(view: Callable[[], Any]) -> Callable[[], Any]:
-    """Unexpected errors answer JSON like every other error; the details go to the log."""
+def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Unexpected errors answer JSON like every other error; the details go to the log.
+    URI parameters (``/stores/{store_id}/...``) are passed on to the view."""
     @functools.wraps(view)
-    def guarded() -> Any:
+    def guarded(**uri_params: str) -> Any:
         bind_request(app.current_request.lambda_context)
         refusal = _refusal()
         if refusal is not None:
             return refusal
         try:
-            return view()
+            return view(**uri_params)
         except Exception:
             log.exception("unhandled error in %s", view.__name__,
                           request_id=(app.current_request.context or {}).get("requestId"))
@@ -173,6 +176,79 @@ def get_report() -> Any:
     view["download_url"] = service.download_url(job)
     view["detail_url"] = service.download_url(job, detail=True)
     return view
+
+
+def _report_job(raw_id: str, service: ReportService) -> tuple[Any, Optional[Response]]:
+    """The job of a ``report_id`` parameter, or the error to answer (400 not a UUID, 404 unknown)."""
+    raw_id = (raw_id or "").strip()
+    try:
+        report_id = str(uuid.UUID(raw_id))
+    except ValueError:
+        return None, _error(400, f"report_id {raw_id[:80]!r} is not a UUID")
+    job = service.jobs.get(report_id)
+    if job is None:
+        return None, _error(404, f"no report with id {report_id}")
+    return job, None
+
+
+@app.route("/stores/{store_id}/timeline", methods=["GET"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
+def store_timeline_view(store_id: str) -> Any:
+    """One store's week (business spans, polls, up/down segments and their evidence) as of a
+    report's ``now`` (``report_id=``) or of ``as_of=`` (ISO 8601): the report's own numbers."""
+    params = app.current_request.query_params or {}
+    if len(store_id) > 200:
+        return _error(400, "store_id is longer than 200 characters")
+    if ("report_id" in params) == ("as_of" in params):
+        return _error(400, "give exactly one of the query parameters report_id and as_of")
+    service = _service()
+    if "report_id" in params:
+        job, error = _report_job(params["report_id"], service)
+        if error is not None:
+            return error
+        if job.data_now is None:
+            return _error(404, f"report {job.report_id} has no data to show a timeline of")
+        now = int(job.data_now)
+    else:
+        try:
+            now = parse_as_of(params["as_of"])
+        except ValueError as error:
+            return _error(400, str(error))
+        if service.state.latest_poll_at() is None:
+            return _error(404, FAILURES["NO_DATA"])
+    try:
+        return store_timeline(service, store_id, now)
+    except UnknownStore:
+        return _error(404, f"no store with id {store_id[:80]!r} in the data of that week")
+
+
+@app.route("/reports/{report_id}", methods=["GET"], api_key_required=API_KEY_REQUIRED)
+@_json_errors
+def report_page(report_id: str) -> Any:
+    """The report as one HTML page: fleet uptime, stores ranked by week downtime with a week
+    strip each, ``page=`` (50 a page) and ``q=`` (store id contains)."""
+    params = app.current_request.query_params or {}
+    service = _service()
+    job, error = _report_job(report_id, service)
+    if error is not None:
+        return error
+    try:
+        page = int(params.get("page", "1"))
+    except ValueError:
+        return _error(400, f"page {params['page'][:20]!r} is not a whole number")
+    query = params.get("q", "").strip()
+    if page < 1 or len(query) > 200:
+        return _error(400, "page must be 1 or more and q at most 200 characters")
+    if job.expires_at is not None and job.expires_at.timestamp() < time.time():
+        return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=job.report_id)
+    if job.status != "Complete":
+        return _error(409, f"report {job.report_id} is {job.status}; its page exists once it is Complete",
+                      report_id=job.report_id, report_status=job.status)
+    try:
+        body = report_page_html(service, job, page, query)
+    except ReportGone:
+        return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=job.report_id)
+    return Response(body=body, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 @app.route("/trigger_report", methods=["PUT", "DELETE", "PATCH"], api_key_required=API_KEY_REQUIRED)

@@ -21,14 +21,15 @@ from typing import Any, Iterable, Iterator, Optional
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import queue_url, s3_client, sqs_client
-from chalicelib.core.interpolation import fleet_up_share
+from chalicelib.core.interpolation import InterpolationRule, fleet_up_share
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
 from chalicelib.core.report import (
     CSV_HEADER,
     DETAIL_EXTRA_HEADER,
     READ_RANGE,
+    StoreEvidence,
     default_rule,
-    report_from_evidence,
+    detail_row,
     store_evidence,
 )
 from chalicelib.core.spreadsheet import inert
@@ -37,7 +38,7 @@ from chalicelib.logs import log
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
 from chalicelib.storage.models import ReportJob
-from chalicelib.storage.polls import PollRepository
+from chalicelib.storage.polls import PollRepository, ShardPolls
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 
 
@@ -128,6 +129,11 @@ def detail_report_key(report_id: str) -> str:
     return f"reports/{report_id}/detail.csv"
 
 
+def strips_key(report_id: str) -> str:
+    """The report page's week strips: raw store id and ``week_strip``, in the detail report's order."""
+    return f"reports/{report_id}/strips.csv"
+
+
 class EvidenceSummary:
     """The fleet's evidence, summed over the detail rows while they are merged."""
 
@@ -203,27 +209,33 @@ class ReportService:
     # -- one part ---------------------------------------------------------
     def compute_rows(self, shards: Iterable[int], data_now: int) -> list[list[str]]:
         """Detail rows (without header) of every store in ``shards``, sorted by store id:
-        the standard columns, then ``DETAIL_EXTRA_HEADER``."""
+        the standard columns, then ``DETAIL_EXTRA_HEADER``, then the week strip the report
+        page draws (``assemble`` moves it to its own object, ``strips_key``)."""
         shards = sorted(set(shards))
         schedules = self.hours.read(shards)
         zones = self.zones.read(shards)
         rows = []
         for shard in shards:
-            data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
-            # Two passes per shard: the evidence of every store, then the rows with the
-            # shard's learned up share (a shard is ~1/16 of the fleet, and the same
-            # whichever part reads it, so the bytes do not depend on the part count).
-            evidence = {}
-            for store_id in sorted(data.roster | set(data.polls_by_store)):
-                schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
-                evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, ()), schedule,
-                                                    zones.get(store_id, DEFAULT_TIMEZONE), data_now)
-            rule = default_rule(fleet_up_share(e.polls for e in evidence.values()))
+            evidence, rule, _ = self.shard_evidence(shard, data_now, schedules, zones)
             for store_id, store in evidence.items():
-                rows.append(report_from_evidence(store_id, store, data_now, rule).csv_fields()
-                            + store.detail_fields(data_now))
+                rows.append(detail_row(store_id, store, data_now, rule, strip=True))
         rows.sort(key=lambda row: row[0])
         return rows
+
+    def shard_evidence(self, shard: int, data_now: int, schedules: dict[str, Any], zones: dict[str, Any]
+                       ) -> tuple[dict[str, StoreEvidence], InterpolationRule, ShardPolls]:
+        """Every store's evidence in ``shard`` (by store id) and the rule with the shard's learned
+        up share: the report's parts and the per-store timeline both start here."""
+        data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
+        # Two passes per shard: the evidence of every store, then the rule with the
+        # shard's learned up share (a shard is ~1/16 of the fleet, and the same
+        # whichever part reads it, so the bytes do not depend on the part count).
+        evidence = {}
+        for store_id in sorted(data.roster | set(data.polls_by_store)):
+            schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
+            evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, ()), schedule,
+                                                zones.get(store_id, DEFAULT_TIMEZONE), data_now)
+        return evidence, default_rule(fleet_up_share(e.polls for e in evidence.values())), data
 
     def run_part(self, part: ReportPart) -> Optional[ReportJob]:
         """Compute and store one part; assemble the report if it was the last one."""
@@ -270,11 +282,16 @@ class ReportService:
         summary = EvidenceSummary()
         width = len(CSV_HEADER)
         with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out, \
-                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as detail:
+                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as detail, \
+                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as strips:
             out.write((",".join(CSV_HEADER) + "\n").encode("utf-8"))
             detail.write((",".join(CSV_HEADER + DETAIL_EXTRA_HEADER) + "\n").encode("utf-8"))
             for line in heapq.merge(*streams, key=lambda line: line.split(",", 1)[0]):
                 fields = next(csv.reader([line]))
+                if len(fields) > width + len(DETAIL_EXTRA_HEADER):  # the week strip, for the page
+                    strip = io.StringIO()
+                    csv.writer(strip, lineterminator="\n").writerow([fields[0], fields.pop()])
+                    strips.write(strip.getvalue().encode("utf-8"))
                 summary.add(fields[width:])
                 fields[0] = inert(fields[0])
                 standard, full = io.StringIO(), io.StringIO()
@@ -284,7 +301,7 @@ class ReportService:
                 detail.write(full.getvalue().encode("utf-8"))
                 rows += 1
             key, detail_key = report_key(job.report_id), detail_report_key(job.report_id)
-            for body, name in ((out, key), (detail, detail_key)):
+            for body, name in ((out, key), (detail, detail_key), (strips, strips_key(job.report_id))):
                 body.seek(0)
                 s3_client().upload_fileobj(body, self.settings.bucket, name, ExtraArgs={"ContentType": "text/csv"})
         self.jobs.complete(job.report_id, key, rows, summary=json.dumps(summary.as_dict(), sort_keys=True))

@@ -204,12 +204,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         pump = EventPump(_import_app(), concurrency=args.workers).start()
         try:
             view = run_report(stack.api_url, out)
+            from storemon_app.client import ReportClient
+
+            page_url = f"{stack.api_url}/reports/{view['report_id']}"
+            page = out.with_suffix(".html")  # self-contained: it opens offline, after the stack is gone
+            page.write_bytes(ReportClient(stack.api_url).page(view["report_id"]))
         finally:
             pump.stop()
     now = view.get("data_now")
     print(f"report {view['report_id']} (now = {now}): {view['rows']:,} rows -> {out.resolve()}")
     print(summarise_report(out, detail_path(out)))
     print(f"done in {time.monotonic() - started:.1f} s")
+    print(f"report page: {page.resolve().as_uri()} (saved; served at {page_url} while the stack runs)")
     return 0
 
 
@@ -245,6 +251,7 @@ Try:
   curl -X POST {stack.api_url}/trigger_report
   curl '{stack.api_url}/get_report?report_id=<id>'
   curl -H 'Accept: text/csv' '{stack.api_url}/get_report?report_id=<id>'
+  open {stack.api_url}/reports/<id>   (the report page; /stores/<store_id>/timeline?report_id=<id>)
 Drop a CSV into s3://{os.environ['DATA_BUCKET']}/incoming/status/ (or hours/, timezones/) to ingest it.
 Logs: {stack.log_dir}. Ctrl-C stops everything.""", flush=True)
             try:

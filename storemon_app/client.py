@@ -64,6 +64,13 @@ class ReportClient:
             raise ApiError(status, body.decode("utf-8", "replace"))
         return body
 
+    def page(self, report_id: str, query: str = "") -> bytes:
+        """The report page's HTML (``GET /reports/{id}``; ``query`` e.g. ``?page=2``)."""
+        status, body, _ = self._request("GET", f"/reports/{report_id}{query}", {"Accept": "text/html"})
+        if status != 200:
+            raise ApiError(status, body.decode("utf-8", "replace"))
+        return body
+
     def wait(self, report_id: str, timeout: float = 600, interval: float = 0.5,
              on_progress: Optional[Callable[[dict[str, Any], float], None]] = None) -> dict[str, Any]:
         """Poll ``get_report`` until the job is no longer Running."""

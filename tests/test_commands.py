@@ -36,6 +36,9 @@ def test_demo_writes_the_report_and_exits_zero(tmp_path):
     assert rows[0][0] == "store_id" and len(rows) == 4
     assert f"3 rows -> {out}" in done.stdout
     assert "ingest store_status.csv" in done.stderr  # progress is shown
+    last = done.stdout.strip().splitlines()[-1]  # the demo ends with the report page
+    assert last.startswith(f"report page: {out.with_suffix('.html').as_uri()} (saved; served at http")
+    assert "<table id=\"ranking\">" in out.with_suffix(".html").read_text()
 
 
 def test_demo_fails_with_a_reason(tmp_path):

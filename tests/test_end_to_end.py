@@ -51,4 +51,5 @@ def test_report_over_http(stack, tmp_path):
     with urllib.request.urlopen(view["detail_url"], timeout=30) as response:
         detail = list(csv.reader(io.StringIO(response.read().decode("utf-8"))))
     assert [row[:7] for row in detail] == list(csv.reader(io.StringIO(downloaded)))
-    assert detail[0][-1] == "last_poll_utc" and view["evidence"]["stores_without_polls"]["week"] == 1
+    assert "last_poll_utc" in detail[0] and detail[0][-1] == "mttr_hours_last_week"  # outages last
+    assert view["evidence"]["stores_without_polls"]["week"] == 1

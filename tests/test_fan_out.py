@@ -6,7 +6,7 @@ import random
 from datetime import timedelta
 
 from chalicelib.aws import queue_url, s3_client, sqs_client
-from chalicelib.reporting import ReportPart, ReportService, report_key
+from chalicelib.reporting import ReportPart, ReportService, detail_report_key, report_key
 from chalicelib.settings import settings
 from storemon_app.local_ingest import ingest_file
 from tests import fixtures
@@ -35,6 +35,10 @@ def _write_fleet(directory, stores: int = 60):
 
 
 def _report_bytes(parts: int) -> bytes:
+    return _report_and_detail(parts)[0]
+
+
+def _report_and_detail(parts: int) -> tuple[bytes, bytes]:
     service = ReportService(dataclasses.replace(settings, report_parts=parts))
     report_id = service.trigger()
     url = queue_url(settings.report_queue)
@@ -50,14 +54,15 @@ def _report_bytes(parts: int) -> bytes:
     assert delivered == min(parts, settings.poll_shards)
     job = service.jobs.get(report_id)
     assert job.status == "Complete" and len(job.parts_done) == delivered
-    return s3_client().get_object(Bucket=settings.bucket, Key=report_key(report_id))["Body"].read()
+    return tuple(s3_client().get_object(Bucket=settings.bucket, Key=key(report_id))["Body"].read()
+                 for key in (report_key, detail_report_key))
 
 
 def test_parts_give_identical_bytes(aws, tmp_path):
     files = _write_fleet(tmp_path)
     for kind in ("timezones", "hours", "status"):
         assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
-    one = _report_bytes(1)
-    assert one.count(b"\n") == 61  # header + one row per store
-    assert _report_bytes(3) == one
-    assert _report_bytes(settings.poll_shards) == one
+    one = _report_and_detail(1)  # the report and the detail report (with its outages)
+    assert one[0].count(b"\n") == one[1].count(b"\n") == 61  # header + one row per store
+    assert _report_and_detail(3) == one
+    assert _report_and_detail(settings.poll_shards) == one

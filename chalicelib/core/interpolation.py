@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, NamedTuple, Protocol, Sequence
+from typing import Callable, Iterable, NamedTuple, Optional, Protocol, Sequence
 
 
 class Poll(NamedTuple):
@@ -28,6 +28,11 @@ class Poll(NamedTuple):
 class UptimeEstimate(Protocol):
     def uptime_seconds(self, start: int, end: int) -> float:
         """Expected seconds of ``[start, end)`` during which the store was up."""
+
+
+#: One piece of an estimate: ``(start, end, value)``, value 1 (surely up), 0 (surely down), or
+#: None where the estimate is fractional and must be read through ``uptime_seconds``.
+Piece = tuple[int, int, Optional[int]]
 
 
 InterpolationRule = Callable[[Sequence[Poll]], UptimeEstimate]
@@ -49,6 +54,10 @@ class NoEvidence:
 
     def uptime_seconds(self, start: int, end: int) -> float:
         return 0.0
+
+    def pieces(self, start: int, end: int) -> list[Piece]:
+        """Where the estimate is exactly 0 or 1 (outages need the shape, not only sums)."""
+        return [(start, end, 0)] if end > start else []
 
 
 class ConstantShare:
@@ -85,6 +94,18 @@ class StepEstimate:
         if end <= start:
             return 0.0
         return float(self._up_before(end) - self._up_before(start))
+
+    def pieces(self, start: int, end: int) -> list[Piece]:
+        """The steps inside ``[start, end)``: every one exactly 0 or 1."""
+        breaks, values = self._breaks, self._values
+        out: list[Piece] = []
+        index = bisect.bisect_right(breaks, start)  # values[index] holds at start
+        cursor = start
+        while cursor < end:
+            stop = min(end, breaks[index]) if index < len(breaks) else end
+            out.append((cursor, stop, values[index]))
+            cursor, index = stop, index + 1
+        return out
 
 
 def carry_forward(polls: Sequence[Poll]) -> UptimeEstimate:
@@ -250,6 +271,37 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         before = max(0.0, min(t2, middle) - t1)
         after = max(0.0, t2 - max(t1, middle))
         return self._states[gap] * before + self._states[gap + 1] * after
+
+    def pieces(self, start: int, end: int) -> list[Piece]:
+        """Exact 0/1 within the hold of a poll and across short gaps (split at the midpoint,
+        rounded up to the second); fractional (None) across long gaps and far from any poll."""
+        times, states, hold = self._times, self._states, int(self._hold)
+        out: list[Piece] = []
+
+        def add(lo: int, hi: int, value: Optional[int]) -> None:
+            lo, hi = max(lo, start), min(hi, end)
+            if lo < hi:
+                out.append((lo, hi, value))
+
+        first, last = times[0], times[-1]
+        if start < first:
+            add(start, first - hold, None)
+            add(first - hold, first, int(states[0]))
+        if end > first and start < last:
+            gap = max(0, bisect.bisect_right(times, start) - 1)
+            while gap < len(times) - 1 and times[gap] < end:
+                g0, g1 = times[gap], times[gap + 1]
+                if g1 - g0 > 2 * self._hold:
+                    add(g0, g1, None)
+                else:
+                    middle = g0 + (g1 - g0 + 1) // 2
+                    add(g0, middle, int(states[gap]))
+                    add(middle, g1, int(states[gap + 1]))
+                gap += 1
+        if end > last:
+            add(last, last + hold, int(states[-1]))
+            add(last + hold, end, None)
+        return out
 
 
 #: How far a poll is trusted as it stands: within this of an evidence poll its status holds

@@ -17,9 +17,11 @@ from chalicelib.core.interpolation import (
     RULES,
     InterpolationRule,
     Poll,
+    UptimeEstimate,
     canonical_polls,
     fading_silence,
 )
+from chalicelib.core.outages import OUTAGE_HEADER, outage_fields, store_outages, week_strip
 from chalicelib.core.schedule import (
     Span,
     WeeklySchedule,
@@ -46,12 +48,13 @@ READ_RANGE = WEEK + LOOKBACK
 #: The detail report: the standard columns, then the evidence behind each window's numbers
 #: (business time, the part of it within ``HOLD_HOURS`` of an evidence poll, the inferred
 #: rest, evidence polls in the window; hour in minutes, day and week in hours), and the
-#: time of the store's latest poll read (any status; empty when none in the read range).
+#: time of the store's latest poll read (any status; empty when none in the read range);
+#: then the outages of each window (``core.outages``).
 DETAIL_EXTRA_HEADER = tuple(
     f"{column}_last_{window}"
     for window, unit in (("hour", "minutes"), ("day", "hours"), ("week", "hours"))
     for column in (f"business_{unit}", f"backed_{unit}", f"inferred_{unit}", "polls")
-) + ("last_poll_utc",)
+) + ("last_poll_utc",) + OUTAGE_HEADER
 
 CSV_HEADER = (
     "store_id",
@@ -165,8 +168,9 @@ def store_evidence(polls: Iterable[Poll], schedule: Optional[WeeklySchedule], tz
 
 
 def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
-                         rule: InterpolationRule) -> StoreReport:
-    estimate = rule(evidence.polls)
+                         rule: InterpolationRule, estimate: Optional[UptimeEstimate] = None) -> StoreReport:
+    """``estimate``: ``rule(evidence.polls)`` when the caller already has it."""
+    estimate = estimate if estimate is not None else rule(evidence.polls)
     totals = {}
     for name, length in WINDOWS:
         spans = clip_spans(evidence.business, now - length, now)
@@ -175,6 +179,20 @@ def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
             uptime=sum(estimate.uptime_seconds(lo, hi) for lo, hi in spans),
         )
     return StoreReport(store_id=store_id, **totals)
+
+
+def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: InterpolationRule,
+               strip: bool = False) -> list[str]:
+    """A detail report row: the standard columns, then ``DETAIL_EXTRA_HEADER``; one estimate
+    for both, so the outages rest on the very numbers of the standard columns. ``strip``:
+    then the week strip (``outages.week_strip``) the report page draws."""
+    estimate = rule(evidence.polls)
+    outages = store_outages(estimate, evidence.business, now)
+    row = (report_from_evidence(store_id, evidence, now, rule, estimate).csv_fields()
+           + evidence.detail_fields(now) + outage_fields(estimate, evidence.business, now, outages))
+    if strip:
+        row.append(week_strip(evidence.business, outages["week"].outages, now))
+    return row
 
 
 def default_rule(prior_up_share: Optional[float] = None) -> InterpolationRule:
