@@ -198,11 +198,24 @@ STRIP_CLOSED, STRIP_UP, STRIP_DOWN, STRIP_PARTLY = ".", "+", "-", "~"
 def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int) -> str:
     """The week ending at ``now`` in 168 characters, one per hour, oldest first: what the
     report page draws (``STRIP_*``); ``outages`` are the week's."""
-    strip = []
-    for hour in range(168):
-        lo = now - WEEK + hour * HOUR
-        open_seconds = sum(hi - lo_ for lo_, hi in clip_spans(business, lo, lo + HOUR))
-        down_seconds = sum(hi - lo_ for lo_, hi in clip_spans(outages, lo, lo + HOUR))
-        strip.append(STRIP_CLOSED if not open_seconds else STRIP_UP if not down_seconds
-                     else STRIP_DOWN if down_seconds >= open_seconds else STRIP_PARTLY)
-    return "".join(strip)
+    start = now - WEEK
+    open_seconds = _seconds_per_hour(business, start)
+    down_seconds = _seconds_per_hour(outages, start)
+    return "".join(STRIP_CLOSED if not opened else STRIP_UP if not down
+                   else STRIP_DOWN if down >= opened else STRIP_PARTLY
+                   for opened, down in zip(open_seconds, down_seconds))
+
+
+def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:
+    """Seconds of ``spans`` in each of the 168 hours from ``start``: one pass over the spans
+    (every report row draws a strip, so not 168 clips of the whole list)."""
+    totals = [0] * 168
+    end = start + WEEK
+    for lo, hi in spans:
+        lo, hi = max(lo, start), min(hi, end)
+        while lo < hi:
+            index = (lo - start) // HOUR
+            edge = min(hi, start + (index + 1) * HOUR)
+            totals[index] += edge - lo
+            lo = edge
+    return totals
