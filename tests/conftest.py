@@ -77,3 +77,26 @@ def _warm_botocore_sessions(monkeypatch):
         return fresh
 
     monkeypatch.setattr(pynamodb.connection.base, "get_session", session)
+
+
+@pytest.fixture
+def client(aws):
+    """``chalice.test.Client`` on the app, against the ``aws`` fixture's emulated account."""
+    from chalice.test import Client
+
+    import app as app_module
+
+    with Client(app_module.app, stage_name="dev") as chalice_client:
+        yield chalice_client
+
+
+@pytest.fixture
+def ingested(aws, tmp_path: Path) -> dict[str, Path]:
+    """The hand-made data set of ``tests/fixtures.py``, ingested through the CLI path."""
+    from storemon_app.local_ingest import ingest_file
+    from tests import fixtures
+
+    files = fixtures.write_dataset(tmp_path)
+    for kind in ("timezones", "hours", "status"):
+        assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
+    return files

@@ -5,7 +5,6 @@ import csv
 import io
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 from chalice.test import Client
@@ -16,22 +15,7 @@ from chalicelib.core.report import CSV_HEADER
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.settings import settings
 from chalicelib.storage.jobs import ReportJobRepository
-from storemon_app.local_ingest import ingest_file
 from tests import fixtures
-
-
-@pytest.fixture
-def client(aws):
-    with Client(app_module.app, stage_name="dev") as chalice_client:
-        yield chalice_client
-
-
-@pytest.fixture
-def ingested(aws, tmp_path: Path) -> dict[str, Path]:
-    files = fixtures.write_dataset(tmp_path)
-    for kind in ("timezones", "hours", "status"):
-        assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
-    return files
 
 
 def _sqs_messages(queue: str) -> list[dict]:

@@ -11,7 +11,6 @@ import io
 import json
 import re
 import uuid
-from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -23,24 +22,9 @@ from chalicelib.core import parsing
 from chalicelib.core.parsing import InvalidField
 from chalicelib.ingestion import IngestResult, RejectionLog, Rejection, ingest_lines
 from chalicelib.settings import settings
-from storemon_app.local_ingest import ingest_file
 from tests import fixtures
 
 STATUS_HEADER = "store_id,status,timestamp_utc"
-
-
-@pytest.fixture
-def client(aws):
-    with Client(app_module.app, stage_name="dev") as chalice_client:
-        yield chalice_client
-
-
-@pytest.fixture
-def ingested(aws, tmp_path: Path) -> dict[str, Path]:
-    files = fixtures.write_dataset(tmp_path)
-    for kind in ("timezones", "hours", "status"):
-        assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
-    return files
 
 
 def take_messages(queue: str) -> list[dict]:
