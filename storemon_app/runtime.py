@@ -68,13 +68,15 @@ def clear_endpoints(env: Optional[MutableMapping[str, str]] = None) -> None:
         del env[name]
 
 
-def external_endpoints(env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+def external_endpoints(env: Optional[Mapping[str, str]] = None,
+                       variable: str = ENDPOINT_VARIABLE) -> dict[str, str]:
     """Service -> endpoint URL for the services an endpoint variable sends elsewhere
-    (the per-service variable wins over ``AWS_ENDPOINT_URL``, as in botocore)."""
+    (``<variable>_<SERVICE>`` wins over ``<variable>``, as botocore does for
+    ``AWS_ENDPOINT_URL``; the tests use the same rule for ``STOREMON_TEST_ENDPOINT``)."""
     env = os.environ if env is None else env
     found = {}
     for service in SERVICES:
-        url = env.get(f"{ENDPOINT_VARIABLE}_{service.upper()}") or env.get(ENDPOINT_VARIABLE)
+        url = env.get(f"{variable}_{service.upper()}") or env.get(variable)
         if url:
             found[service] = url
     return found

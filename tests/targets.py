@@ -17,20 +17,14 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, Mapping, Optional
 
-from storemon_app.runtime import SERVICES
+from storemon_app.runtime import SERVICES, external_endpoints
 
 VARIABLE = "STOREMON_TEST_ENDPOINT"
 
 
 def test_targets(env: Optional[Mapping[str, str]] = None) -> dict[str, str]:
     """Service -> endpoint URL of the services the run sends off moto."""
-    env = os.environ if env is None else env
-    found = {}
-    for service in SERVICES:
-        url = env.get(f"{VARIABLE}_{service.upper()}") or env.get(VARIABLE)
-        if url:
-            found[service] = url
-    return found
+    return external_endpoints(env, VARIABLE)
 
 
 test_targets.__test__ = False  # a helper, not a test
