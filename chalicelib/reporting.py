@@ -235,7 +235,7 @@ class ReportService:
             schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
             evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, ()), schedule,
                                                 zones.get(store_id, DEFAULT_TIMEZONE), data_now)
-        return evidence, default_rule(fleet_up_share(e.polls for e in evidence.values())), data
+        return evidence, default_rule(data_now, fleet_up_share(e.polls for e in evidence.values())), data
 
     def run_part(self, part: ReportPart) -> Optional[ReportJob]:
         """Compute and store one part; assemble the report if it was the last one."""

@@ -37,10 +37,18 @@ from chalicelib.core.interpolation import (
     MarkovParameters,
     Poll,
     fading_silence,
+    paced_silence,
     fleet_up_share,
     nearest_then_markov,
 )
-from chalicelib.core.report import LOOKBACK, READ_RANGE, WINDOWS, report_from_evidence, store_evidence
+from chalicelib.core.report import (
+    LOOKBACK,
+    READ_RANGE,
+    WINDOWS,
+    default_rule,
+    report_from_evidence,
+    store_evidence,
+)
 from chalicelib.core.schedule import WeeklySchedule, business_intervals, clip_spans, merge_spans
 
 HOUR = 3600
@@ -398,7 +406,13 @@ def candidate_rules(prior: float = FALLBACK_UP_SHARE, now: int = 0) -> dict[str,
     for weight in (1.0, 2.0):
         rules[f"aged_evidence(k={weight:g}, no evidence = fleet share)"] = \
             lambda polls, w=weight: aged_evidence(polls, prior, w, now)
-    rules["fading_silence (in use)"] = lambda polls: fading_silence(polls, prior)
+    # Issue 12 (third pass): fading scaled by the store's own pace of polls (age-weighted).
+    for k in (1.0, 2.0):
+        for gaps in (1.0, 2.0, 8.0):
+            rules[f"paced_silence(k={k:g}, {gaps:g} paces)"] = \
+                lambda polls, k=k, g=gaps: paced_silence(polls, prior, now - READ_RANGE, now, k, pace_gaps=g)
+    rules["fading_silence (second pass)"] = lambda polls: fading_silence(polls, prior)
+    rules["paced_silence (in use)"] = default_rule(now, prior)
     return rules
 
 

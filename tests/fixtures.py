@@ -57,8 +57,12 @@ def check_report_rows(rows: list[list[str]]) -> dict[str, list[str]]:
                        "downtime_last_hour", "downtime_last_day", "downtime_last_week"]
     by_store = {row[0]: row for row in rows[1:]}
     assert set(by_store) == {BIG_ID, NIGHT_OWL, SILENT}
-    # SILENT polled 20 days ago only: none of its business time can be confirmed up
-    assert by_store[SILENT][1:] == ["0.00", "0.00", "0.00", "60.00", "24.00", "168.00"]
+    # SILENT polled 20 days ago only: no evidence, so the same learned share of every window
+    # (docs/ALGORITHM.md section 4; the detail report marks it all inferred)
+    silent = [float(v) for v in by_store[SILENT][1:]]
+    shares = [silent[0] / 60, silent[1] / 24, silent[2] / 168]
+    assert 0.5 < shares[0] < 1 and max(shares) - min(shares) < 0.001
+    assert [silent[0] + silent[3], silent[1] + silent[4], silent[2] + silent[5]] == [60, 24, 168]
     # NIGHT_OWL is open 22:00-02:00 Chicago time: 4 h a day, 28 h a week, nothing in the last hour
     night = [float(v) for v in by_store[NIGHT_OWL][1:]]
     assert abs(night[1] + night[4] - 4.0) < 1e-9 and abs(night[2] + night[5] - 28.0) < 1e-9

@@ -160,7 +160,7 @@ def test_real_old_data_outages_timeline_and_page_agree(real_data):
     evidence = {store: store_evidence(polls.get(store, []), WeeklySchedule.from_rows(hours.get(store, ())),
                                       zones.get(store, parsing.DEFAULT_TIMEZONE), now)
                 for store in sorted(set(polls) | set(hours) | set(zones))}
-    rule = default_rule(fleet_up_share(e.polls for e in evidence.values()))
+    rule = default_rule(now, fleet_up_share(e.polls for e in evidence.values()))
     header = CSV_HEADER + DETAIL_EXTRA_HEADER
     page_stores = []
     for store, store_evidence_ in evidence.items():

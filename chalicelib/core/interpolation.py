@@ -6,8 +6,8 @@ the store was up. Estimates may be fractional (an expected value); uptime and
 downtime of a span always add up to its length because downtime is defined as
 the rest.
 
-Three rules are kept so the simulator can measure them against ground truth
-(see docs/ALGORITHM.md); ``DEFAULT_RULE`` is the one reports use.
+The rules are kept so the simulator can measure them against ground truth (see
+docs/ALGORITHM.md); ``paced_silence`` (``DEFAULT_RULE_NAME``) is the one reports use.
 """
 from __future__ import annotations
 
@@ -335,6 +335,51 @@ def fading_silence(polls: Sequence[Poll], prior_up_share: float = FALLBACK_UP_SH
                                trust_hours=SILENCE_TRUST_HOURS, trust_gaps=SILENCE_TRUST_GAPS)
 
 
+class PacedSilenceEstimate(NearestThenMarkovEstimate):
+    """Silence weighs against a store in proportion to how often it is heard from.
+
+    Far from any poll the estimate relaxes to the store's own long-run share, learned
+    empirical-Bayes style: its evidence polls, each weighted by age (``poll_weight``), plus
+    ``prior_weight`` polls at the fleet's share. Silence at the edges fades that credit with an
+    e-folding time of ``trust_hours`` or ``pace_gaps`` times the store's own pace (the read
+    range over its weighted poll count), whichever is longer: a store heard from every hour that
+    goes quiet for a day was most likely down, one heard from once a week tells little by being
+    quiet for three days. As a store's last polls age out of the read range their weight, the
+    pace, and so the whole estimate tend continuously to a store with no evidence, which gets
+    the fleet's share: no cliff.
+    """
+
+    def __init__(self, polls: Sequence[Poll], prior_up_share: float, read_start: int, now: int,
+                 prior_weight: float = 1.0, trust_hours: float = 12.0, pace_gaps: float = 4.0) -> None:
+        super().__init__(polls, MarkovParameters(prior_up_share=prior_up_share), HOLD_HOURS)
+        weights = [poll_weight(at, read_start) for at, _ in polls]
+        weighted = sum(weights)
+        active = sum(w for w, (_, up) in zip(weights, polls, strict=True) if up)
+        self._pi = (active + prior_weight * prior_up_share) / (weighted + prior_weight)
+        trust = trust_hours * 3600.0
+        if weighted > 0:
+            trust = max(trust, pace_gaps * (now - read_start) / weighted)
+        self._trust_rate = 1.0 / trust if weighted > 0 else 0.0
+
+
+#: A poll's weight ramps from 0 at the start of the read range to 1 a day later (the day read
+#: before the week): a poll leaving the read range fades out instead of vanishing.
+AGE_RAMP_SECONDS = 24 * 3600
+
+
+def poll_weight(at: int, read_start: int) -> float:
+    return min(1.0, max(0.0, (at - read_start) / AGE_RAMP_SECONDS))
+
+
+def paced_silence(polls: Sequence[Poll], prior_up_share: float, read_start: int, now: int,
+                  prior_weight: float = 1.0, trust_hours: float = 12.0,
+                  pace_gaps: float = 4.0) -> UptimeEstimate:
+    """No evidence: the fleet's share (the limit of ``PacedSilenceEstimate`` as polls age out)."""
+    if not polls:
+        return ConstantShare(prior_up_share)
+    return PacedSilenceEstimate(polls, prior_up_share, read_start, now, prior_weight, trust_hours, pace_gaps)
+
+
 def fleet_up_share(evidence: Iterable[Sequence[Poll]]) -> float:
     """Empirical-Bayes prior: the mean of the stores' shares of active evidence polls,
     with ``FALLBACK_UP_SHARE`` counted as one more store (so no evidence gives it back).
@@ -357,5 +402,6 @@ RULES: dict[str, InterpolationRule] = {
     "fading_silence": fading_silence,
 }
 
-#: Chosen by measurement against the simulator; see docs/ALGORITHM.md.
-DEFAULT_RULE_NAME = "fading_silence"
+#: Chosen by measurement against the simulator; see docs/ALGORITHM.md. It needs the report's
+#: read range (``chalicelib.core.report.default_rule`` builds it), so it is not in ``RULES``.
+DEFAULT_RULE_NAME = "paced_silence"

@@ -12,14 +12,13 @@ from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
 
 from chalicelib.core.interpolation import (
-    DEFAULT_RULE_NAME,
+    FALLBACK_UP_SHARE,
     HOLD_HOURS,
-    RULES,
     InterpolationRule,
     Poll,
     UptimeEstimate,
     canonical_polls,
-    fading_silence,
+    paced_silence,
 )
 from chalicelib.core.outages import OUTAGE_HEADER, outage_fields, store_outages, week_strip
 from chalicelib.core.schedule import (
@@ -195,11 +194,11 @@ def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: Interpola
     return row
 
 
-def default_rule(prior_up_share: Optional[float] = None) -> InterpolationRule:
-    """The rule in use, with the fleet's learned up share when one is given."""
-    if prior_up_share is None:
-        return RULES[DEFAULT_RULE_NAME]
-    return functools.partial(fading_silence, prior_up_share=prior_up_share)
+def default_rule(now: int, prior_up_share: Optional[float] = None) -> InterpolationRule:
+    """The rule in use (``paced_silence``) for a report at ``now``: polls are weighted by their
+    age in the read range, and the long-run share is the fleet's learned one when given."""
+    return functools.partial(paced_silence, prior_up_share=FALLBACK_UP_SHARE if prior_up_share is None
+                             else prior_up_share, read_start=now - READ_RANGE, now=now)
 
 
 def store_report(
@@ -218,4 +217,4 @@ def store_report(
     long-run up share (``fleet_up_share``); without it the fallback is used.
     """
     evidence = store_evidence(polls, schedule, tz_name, now)
-    return report_from_evidence(store_id, evidence, now, rule or default_rule(prior_up_share))
+    return report_from_evidence(store_id, evidence, now, rule or default_rule(now, prior_up_share))
