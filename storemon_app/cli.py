@@ -206,7 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             view = run_report(stack.api_url, out)
             from storemon_app.client import ReportClient
 
-            page_url = f"{stack.api_url}/reports/{view['report_id']}"
+            page_url = view.get("page_url") or f"{stack.api_url}/reports/{view['report_id']}"
             page = out.with_suffix(".html")  # self-contained: it opens offline, after the stack is gone
             page.write_bytes(ReportClient(stack.api_url).page(view["report_id"]))
         finally:
