@@ -93,6 +93,14 @@ def _caller() -> Optional[Caller]:
     return getattr(app.current_request, "storemon_caller", None)
 
 
+def _key_caller() -> Caller:
+    """The caller of a route that takes no page token: never guessed (fail closed)."""
+    caller = _caller()
+    if caller is None:
+        raise RuntimeError("the request's API key was not checked (_refusal) before the view")
+    return caller
+
+
 def _refusal(route: str = "") -> Optional[Response]:
     """The error every route answers before doing anything: a missing, wrong or revoked
     API key (401), or an ``Accept`` header asking only for what we cannot produce (406).
@@ -142,7 +150,7 @@ def trigger_report() -> Response:
     Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then.
     Optional ``store_ids`` (JSON list, or comma-separated query parameter): only those
     stores. An owner key's report holds only its stores (``chalicelib.owner_keys``)."""
-    caller = _caller() or Caller()
+    caller = _key_caller()
     try:
         raw_as_of, raw_stores = _trigger_arguments()
         as_of = parse_as_of(raw_as_of) if raw_as_of is not None else None
@@ -192,7 +200,7 @@ def get_report() -> Any:
         return _error(400, f"report_id {raw_id[:80]!r} is not a UUID")
     service = _service()
     job = service.jobs.get(report_id)
-    if job is None or not may_read(_caller() or Caller(), job.owner_key_id):
+    if job is None or not may_read(_key_caller(), job.owner_key_id):
         return _error(404, f"no report with id {report_id}")  # another owner's: as if unknown
     if job.expires_at is not None and job.expires_at.timestamp() < time.time():
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
