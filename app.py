@@ -6,15 +6,14 @@ Handlers stay thin: they translate HTTP or SQS into calls on the services in
 from __future__ import annotations
 
 import functools
-import hmac
 import json
 import os
 import time
 import uuid
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional, Union
 
 from chalice import Chalice, Response
-from chalice.app import SQSEvent
+from chalice.app import Request, SQSEvent
 
 from chalicelib.dead_letters import (
     dead_letter_queue,
@@ -24,6 +23,15 @@ from chalicelib.dead_letters import (
 )
 from chalicelib.drops import drops_from_notification, ingest_drop
 from chalicelib.logs import bind_request, log
+from chalicelib.owner_keys import (
+    Caller,
+    KeyRefused,
+    identify,
+    may_read,
+    report_scope,
+    store_ids_argument,
+    token_matches,
+)
 from chalicelib.reporting import (
     FAILURES,
     ReportGone,
@@ -36,6 +44,8 @@ from chalicelib.reporting import (
 )
 from chalicelib.report_page import report_page_html
 from chalicelib.settings import settings
+from chalicelib.storage.models import ReportJob
+from chalicelib.storage.owner_keys import OwnerKeyRepository
 from chalicelib.timeline import UnknownStore, store_timeline
 
 app = Chalice(app_name="storemon")
@@ -67,14 +77,43 @@ def _error(status: int, message: str, **extra: Any) -> Response:
     return Response(body={"error": message, "status_code": status, **extra}, status_code=status)
 
 
-def _refusal() -> Optional[Response]:
-    """The error every route answers before doing anything: a missing or wrong local API
-    key (401), or an ``Accept`` header asking only for what we cannot produce (406)."""
-    request = app.current_request
-    headers = request.headers or {}
-    expected = os.environ.get("STOREMON_API_KEY")
-    if expected and not hmac.compare_digest(headers.get("x-api-key", "").encode(), expected.encode()):
-        return _error(401, "a valid API key is required in the x-api-key header")
+#: Routes a report's page token (``?token=``) opens instead of a key: the page and the
+#: timelines it links to. The ``/shared/...`` pair needs no key at API Gateway either.
+TOKEN_ROUTES = {"report_page", "store_timeline_view", "shared_report_page", "shared_store_timeline"}
+SHARED_ROUTES = {"shared_report_page", "shared_store_timeline"}
+
+
+def _owner_keys() -> OwnerKeyRepository:
+    return OwnerKeyRepository()
+
+
+def _caller() -> Optional[Caller]:
+    """Who the current request is (``chalicelib.owner_keys``); None when a page token,
+    not a key, authorises it (the view then checks the token against the report)."""
+    return getattr(app.current_request, "storemon_caller", None)
+
+
+def _key_caller() -> Caller:
+    """The caller of a route that takes no page token: never guessed (fail closed)."""
+    caller = _caller()
+    if caller is None:
+        raise RuntimeError("the request's API key was not checked (_refusal) before the view")
+    return caller
+
+
+def _refusal(route: str = "") -> Optional[Response]:
+    """The error every route answers before doing anything: a missing, wrong or revoked
+    API key (401), or an ``Accept`` header asking only for what we cannot produce (406).
+    A request with a page token on a token route is checked by its view instead."""
+    request = _request()
+    headers: Mapping[str, str] = request.headers or {}
+    by_token = route in SHARED_ROUTES or (route in TOKEN_ROUTES and "token" in _params())
+    if not by_token:
+        try:
+            caller = identify(headers.get("x-api-key", ""), _owner_keys(), os.environ.get("STOREMON_API_KEY"))
+        except KeyRefused as refused:
+            return _error(401, str(refused))
+        setattr(request, "storemon_caller", caller)  # noqa: B010 (Request declares no such attribute)
     accept = headers.get("accept", "").strip()
     if accept:
         types = [item.split(";", 1)[0].strip().lower() for item in accept.split(",")]
@@ -90,7 +129,7 @@ def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def guarded(**uri_params: str) -> Any:
         bind_request(app.current_request.lambda_context)
-        refusal = _refusal()
+        refusal = _refusal(view.__name__)
         if refusal is not None:
             return refusal
         try:
@@ -108,32 +147,42 @@ def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 @_json_errors
 def trigger_report() -> Response:
     """Start a report; the client polls ``get_report`` with the returned id.
-    Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then."""
+    Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then.
+    Optional ``store_ids`` (JSON list, or comma-separated query parameter): only those
+    stores. An owner key's report holds only its stores (``chalicelib.owner_keys``)."""
+    caller = _key_caller()
     try:
-        raw_as_of = _as_of_argument()
+        raw_as_of, raw_stores = _trigger_arguments()
         as_of = parse_as_of(raw_as_of) if raw_as_of is not None else None
+        stores = report_scope(caller, store_ids_argument(raw_stores))
     except ValueError as error:
         return _error(400, str(error))
     try:
-        report_id = _service().trigger(as_of=as_of)
+        report_id = _service().trigger(as_of=as_of, store_ids=stores, owner_key_id=caller.key_id)
     except TriggerError as error:
         # The job exists and is Failed: say so with its id, so nobody waits on it.
         return _error(503, str(error), error_code=error.code, report_id=error.report_id)
     return Response(body={"report_id": report_id}, status_code=202)
 
 
-def _as_of_argument() -> Any:
-    request = app.current_request
-    value = (request.query_params or {}).get("as_of")
-    if value is None and request.raw_body:
+def _trigger_arguments() -> tuple[Any, Any]:
+    """``as_of`` and ``store_ids``, each from the query string or else the JSON body."""
+    request = _request()
+    params = _params()
+    names = ("as_of", "store_ids")
+    values = [params.get(name) for name in names]
+    if None in values and request.raw_body:
         try:
             body = json.loads(request.raw_body)
         except ValueError:
-            raise ValueError("the request body is not JSON: send {\"as_of\": \"<ISO 8601>\"} or nothing") from None
-        value = body.get("as_of") if isinstance(body, dict) else None
-    if value is not None and not isinstance(value, str):
+            raise ValueError("the request body is not JSON: send {\"as_of\": \"<ISO 8601>\"} "
+                             "or nothing") from None
+        body = body if isinstance(body, dict) else {}
+        values = [body.get(name) if value is None else value
+                  for name, value in zip(names, values, strict=True)]
+    if values[0] is not None and not isinstance(values[0], str):
         raise ValueError("as_of must be a string such as \"2023-01-25T18:00:00Z\"")
-    return value
+    return values[0], values[1]
 
 
 @app.route("/get_report", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -151,8 +200,8 @@ def get_report() -> Any:
         return _error(400, f"report_id {raw_id[:80]!r} is not a UUID")
     service = _service()
     job = service.jobs.get(report_id)
-    if job is None:
-        return _error(404, f"no report with id {report_id}")
+    if job is None or not may_read(_key_caller(), job.owner_key_id):
+        return _error(404, f"no report with id {report_id}")  # another owner's: as if unknown
     if job.expires_at is not None and job.expires_at.timestamp() < time.time():
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     if job.status == "Running" and time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS:
@@ -175,20 +224,61 @@ def get_report() -> Any:
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     view["download_url"] = service.download_url(job)
     view["detail_url"] = service.download_url(job, detail=True)
+    view.update(_page_url(job))
     return view
 
 
+def _request() -> Request:
+    request = app.current_request
+    assert request is not None, "only called while handling a request"
+    return request
+
+
+def _page_url(job: Optional[ReportJob]) -> dict[str, str]:
+    """``page_url``: the report page's capability URL (``/shared/reports/{id}?token=``),
+    absolute when the request says where the API is (its Host and, deployed, the stage in
+    its path). Nothing for a job made before page tokens."""
+    if job is None or not job.page_token:
+        return {}
+    request = _request()
+    headers: Mapping[str, str] = request.headers or {}
+    context: Mapping[str, Any] = request.context or {}
+    path = f"/shared/reports/{job.report_id}?token={job.page_token}"
+    host = headers.get("host")
+    if not host:
+        return {"page_url": path}
+    full, resource = str(context.get("path") or ""), str(context.get("resourcePath") or "")
+    stage = full[:-len(resource)] if resource and full.endswith(resource) else ""
+    return {"page_url": f"{headers.get('x-forwarded-proto', 'http')}://{host}{stage}{path}"}
+
+
 def _report_job(raw_id: str, service: ReportService) -> tuple[Any, Optional[Response]]:
-    """The job of a ``report_id`` parameter, or the error to answer (400 not a UUID, 404 unknown)."""
+    """The job of a ``report_id`` parameter, or the error to answer (400 not a UUID, 404
+    unknown, or not this caller's: with a page token, not that report's token)."""
     raw_id = (raw_id or "").strip()
     try:
         report_id = str(uuid.UUID(raw_id))
     except ValueError:
         return None, _error(400, f"report_id {raw_id[:80]!r} is not a UUID")
     job = service.jobs.get(report_id)
+    caller = _caller()
     if job is None:
+        readable = False
+    elif caller is None:
+        readable = token_matches(job.page_token, _token())
+    else:
+        readable = may_read(caller, job.owner_key_id)
+    if not readable:
         return None, _error(404, f"no report with id {report_id}")
     return job, None
+
+
+def _token() -> str:
+    return _params().get("token", "")
+
+
+def _params() -> dict[str, str]:
+    return dict(_request().query_params or {})
 
 
 @app.route("/stores/{store_id}/timeline", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -196,30 +286,53 @@ def _report_job(raw_id: str, service: ReportService) -> tuple[Any, Optional[Resp
 def store_timeline_view(store_id: str) -> Any:
     """One store's week (business spans, polls, up/down segments and their evidence) as of a
     report's ``now`` (``report_id=``) or of ``as_of=`` (ISO 8601): the report's own numbers."""
-    params = app.current_request.query_params or {}
+    return _timeline(store_id)
+
+
+def _timeline(store_id: str) -> Any:
+    params = _params()
     if len(store_id) > 200:
         return _error(400, "store_id is longer than 200 characters")
     if ("report_id" in params) == ("as_of" in params):
         return _error(400, "give exactly one of the query parameters report_id and as_of")
     service = _service()
+    now = _timeline_now(store_id, params, service)
+    if isinstance(now, Response):
+        return now
+    try:
+        return store_timeline(service, store_id, now)
+    except UnknownStore:
+        return _unknown_store(store_id)
+
+
+def _unknown_store(store_id: str) -> Response:
+    return _error(404, f"no store with id {store_id[:80]!r} in the data of that week")
+
+
+def _timeline_now(store_id: str, params: dict[str, str], service: ReportService) -> Union[int, Response]:
+    """The "now" of a timeline (its report's, or ``as_of``), or the error to answer: a store
+    outside the report's stores, or outside the caller's, is as unknown as one never seen."""
+    caller = _caller()
     if "report_id" in params:
         job, error = _report_job(params["report_id"], service)
         if error is not None:
             return error
         if job.data_now is None:
             return _error(404, f"report {job.report_id} has no data to show a timeline of")
-        now = int(job.data_now)
-    else:
-        try:
-            now = parse_as_of(params["as_of"])
-        except ValueError as error:
-            return _error(400, str(error))
-        if service.state.latest_poll_at() is None:
-            return _error(404, FAILURES["NO_DATA"])
+        if job.store_ids is not None and store_id not in job.store_ids:
+            return _unknown_store(store_id)
+        return int(job.data_now)
+    if caller is None:
+        return _error(400, "a page token goes with report_id, not as_of")
+    if not caller.sees(store_id):
+        return _unknown_store(store_id)
     try:
-        return store_timeline(service, store_id, now)
-    except UnknownStore:
-        return _error(404, f"no store with id {store_id[:80]!r} in the data of that week")
+        now = parse_as_of(params["as_of"])
+    except ValueError as error:
+        return _error(400, str(error))
+    if service.state.latest_poll_at() is None:
+        return _error(404, FAILURES["NO_DATA"])
+    return now
 
 
 @app.route("/reports/{report_id}", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -227,6 +340,10 @@ def store_timeline_view(store_id: str) -> Any:
 def report_page(report_id: str) -> Any:
     """The report as one HTML page: fleet uptime, stores ranked by week downtime with a week
     strip each, ``page=`` (50 a page) and ``q=`` (store id contains)."""
+    return _page(report_id)
+
+
+def _page(report_id: str) -> Any:
     params = app.current_request.query_params or {}
     service = _service()
     job, error = _report_job(report_id, service)
@@ -245,10 +362,25 @@ def report_page(report_id: str) -> Any:
         return _error(409, f"report {job.report_id} is {job.status}; its page exists once it is Complete",
                       report_id=job.report_id, report_status=job.status)
     try:
-        body = report_page_html(service, job, page, query)
+        body = report_page_html(service, job, page, query, token=_token() or None)
     except ReportGone:
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=job.report_id)
     return Response(body=body, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+@app.route("/shared/reports/{report_id}", methods=["GET"], api_key_required=False)
+@_json_errors
+def shared_report_page(report_id: str) -> Any:
+    """The report page by its ``page_url`` (``?token=``), with no API key: a browser cannot
+    send one. API Gateway lets it through; the token is the whole check (404 without it)."""
+    return _page(report_id)
+
+
+@app.route("/shared/stores/{store_id}/timeline", methods=["GET"], api_key_required=False)
+@_json_errors
+def shared_store_timeline(store_id: str) -> Any:
+    """A timeline the shared page links to: ``report_id`` and that report's ``token``."""
+    return _timeline(store_id)
 
 
 @app.route("/trigger_report", methods=["PUT", "DELETE", "PATCH"], api_key_required=API_KEY_REQUIRED)

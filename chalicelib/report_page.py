@@ -84,8 +84,9 @@ nav a{margin:0 .5em}"""
 
 
 def render_page(report_id: str, now: str, stores: list[PageStore], page: int, query: str,
-                csv_url: str, detail_url: str) -> str:
-    """The HTML of one page of the ranking (``page`` from 1; ``query``: store id contains)."""
+                csv_url: str, detail_url: str, token: Optional[str] = None) -> str:
+    """The HTML of one page of the ranking (``page`` from 1; ``query``: store id contains).
+    With the report's page ``token``, every link the page makes carries it (no key in a browser)."""
     e = html.escape
     fleet = " ".join(
         f"<span>last {window}: <b>{'-' if share is None else f'{share:.2%}'}</b></span>"
@@ -98,6 +99,7 @@ def render_page(report_id: str, now: str, stores: list[PageStore], page: int, qu
     for rank, store in enumerate(matching[first:first + PAGE_SIZE], start=first + 1):
         r = store.row
         timeline = f"../stores/{quote(store.store_id, safe='')}/timeline?report_id={quote(report_id)}"
+        timeline += f"&token={quote(token)}" if token else ""
         rows.append(
             f'<tr class="store"><td>{rank}</td><td class="id"><a href="{e(timeline)}">{e(store.store_id)}</a></td>'
             f'<td class="down">{e(r["downtime_last_week"])}</td><td>{e(r["uptime_last_week"])}</td>'
@@ -105,12 +107,13 @@ def render_page(report_id: str, now: str, stores: list[PageStore], page: int, qu
             f'<td>{e(r["mttr_hours_last_week"]) or "-"}</td><td>{strip_svg(store.strip)}</td></tr>')
 
     def link(target: int, label: str) -> str:
-        params = {"page": target, **({"q": query} if query else {})}
+        params = {"page": target, **({"q": query} if query else {}), **({"token": token} if token else {})}
         return f'<a href="?{e(urlencode(params))}">{label}</a>'
 
     nav = " ".join(filter(None, [link(page - 1, "&larr; previous") if page > 1 else "",
                                  f"page {page} of {pages} ({len(matching):,} stores)",
                                  link(page + 1, "next &rarr;") if page < pages else ""]))
+    hidden = f'<input type="hidden" name="token" value="{e(token)}">' if token else ""
     legend = "".join(f'<i style="background:{_COLOURS[c]}"></i>{label}' for c, label in (
         (STRIP_UP, "up"), (STRIP_PARTLY, "partly in outage"), (STRIP_DOWN, "in outage"), (STRIP_CLOSED, "closed")))
     return f"""<!doctype html>
@@ -120,7 +123,7 @@ def render_page(report_id: str, now: str, stores: list[PageStore], page: int, qu
 <p>Report <code>{e(report_id)}</code>. Downloads: <a id="csv" href="{e(csv_url)}">report CSV</a>,
 <a id="detail" href="{e(detail_url)}">detail CSV</a> (outages: down below one half chance of up, at least 60 s).</p>
 <p class="fleet">Fleet business-time uptime: {fleet}</p>
-<form method="get"><input type="search" name="q" value="{e(query)}" placeholder="store id contains">
+<form method="get"><input type="search" name="q" value="{e(query)}" placeholder="store id contains">{hidden}
 <button type="submit">Search</button></form>
 <p class="legend">Each strip is the week in hours (UTC, oldest left):{legend}</p>
 <nav>{nav}</nav>
@@ -134,7 +137,8 @@ def render_page(report_id: str, now: str, stores: list[PageStore], page: int, qu
 """
 
 
-def report_page_html(service: "ReportService", job: "ReportJob", page: int, query: str) -> str:
+def report_page_html(service: "ReportService", job: "ReportJob", page: int, query: str,
+                     token: Optional[str] = None) -> str:
     """Read the Complete ``job``'s detail report and strips and render one page;
     ``ReportGone`` when the bucket no longer has them."""
     from botocore.exceptions import ClientError
@@ -152,4 +156,4 @@ def report_page_html(service: "ReportService", job: "ReportJob", page: int, quer
             raise
     now = datetime.fromtimestamp(int(job.data_now), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return render_page(job.report_id, now, read_page_stores(*bodies), page, query,
-                       service.download_url(job), service.download_url(job, detail=True))
+                       service.download_url(job), service.download_url(job, detail=True), token)

@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Optional
+from typing import AbstractSet, Any, Iterable, Iterator, Optional
 
 from botocore.exceptions import ClientError
 
@@ -35,10 +35,11 @@ from chalicelib.core.report import (
 from chalicelib.core.spreadsheet import inert
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.logs import log
+from chalicelib.owner_keys import new_page_token
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
 from chalicelib.storage.models import ReportJob
-from chalicelib.storage.polls import PollRepository, ShardPolls
+from chalicelib.storage.polls import PollRepository, ShardPolls, shard_of
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 
 
@@ -110,10 +111,12 @@ def parse_as_of(text: str) -> int:
     return int(moment.timestamp())
 
 
-def plan_parts(shards: int, parts: int) -> list[list[int]]:
-    """Deal shards round-robin into at most ``parts`` non-empty parts."""
-    parts = max(1, min(parts, shards))
-    return [list(range(first, shards, parts)) for first in range(parts)]
+def plan_parts(shards: int, parts: int, only: Optional[Iterable[int]] = None) -> list[list[int]]:
+    """Deal shards (all ``shards``, or just those in ``only``: a scoped report reads only the
+    shards of its stores) round-robin into at most ``parts`` non-empty parts."""
+    chosen = sorted(set(only)) if only is not None else list(range(shards))
+    parts = max(1, min(parts, len(chosen)))
+    return [chosen[first::parts] for first in range(parts)]
 
 
 def part_key(report_id: str, part: int) -> str:
@@ -175,16 +178,22 @@ class ReportService:
         self.zones = timezone_repository(settings.poll_shards, settings.poll_item_budget)
 
     # -- trigger ----------------------------------------------------------
-    def trigger(self, as_of: Optional[int] = None) -> str:
+    def trigger(self, as_of: Optional[int] = None, store_ids: Optional[AbstractSet[str]] = None,
+                owner_key_id: Optional[str] = None) -> str:
         """Create the job (with its plan) and queue its parts, as of the latest poll or of
         ``as_of`` (epoch seconds: the way to compare, audit, or step back from a bad drop).
+        ``store_ids`` limits the report to those stores (its parts read only their shards);
+        ``owner_key_id`` is the owner key it belongs to (``chalicelib.owner_keys``).
         Raises ``TriggerError`` when the parts could not all be queued: the job is then
         Failed, never left Running unwatched."""
         report_id = str(uuid.uuid4())
         latest = self.state.latest_poll_at()
         data_now = as_of if as_of is not None and latest is not None else latest
-        plan = plan_parts(self.settings.poll_shards, self.settings.report_parts)
-        self.jobs.create(report_id, plan=plan, data_now=data_now)
+        shards = self.settings.poll_shards
+        plan = plan_parts(shards, self.settings.report_parts,
+                          only=None if store_ids is None else {shard_of(s, shards) for s in store_ids})
+        self.jobs.create(report_id, plan=plan, data_now=data_now, store_ids=store_ids,
+                         owner_key_id=owner_key_id, page_token=new_page_token())
         if data_now is None:
             self.jobs.fail(report_id, "NO_DATA", FAILURES["NO_DATA"])
             return report_id
@@ -251,6 +260,11 @@ class ReportService:
             log.warning("report part ignored: %s", mismatch, report_id=part.report_id, part=part.part)
             return job
         rows = self.compute_rows(part.shards, part.data_now)
+        if job.store_ids is not None:
+            # A scoped report keeps its stores' rows only; each is the fleet report's row
+            # (the rule is learned from the whole shard), so the merge, the summary, the
+            # detail CSV and the page all follow from here.
+            rows = [row for row in rows if row[0] in job.store_ids]
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
         s3_client().put_object(Bucket=self.settings.bucket, Key=part_key(part.report_id, part.part),

@@ -22,6 +22,8 @@ class Settings:
     report_jobs_table: str
     ingestions_table: str
     dataset_state_table: str
+    #: API keys bound to a set of store ids (issue 13): see ``chalicelib.owner_keys``.
+    owner_keys_table: str
     bucket: str
     report_queue: str
     ingest_queue: str
@@ -51,6 +53,7 @@ class Settings:
             report_jobs_table=_env("REPORT_JOBS_TABLE", f"{prefix}-report-jobs"),
             ingestions_table=_env("INGESTIONS_TABLE", f"{prefix}-ingestions"),
             dataset_state_table=_env("DATASET_STATE_TABLE", f"{prefix}-dataset-state"),
+            owner_keys_table=_env("OWNER_KEYS_TABLE", f"{prefix}-owner-keys"),
             bucket=_env("DATA_BUCKET", f"{prefix}-data"),
             report_queue=_env("REPORT_QUEUE", f"{prefix}-report-parts"),
             ingest_queue=_env("INGEST_QUEUE", f"{prefix}-ingest"),

@@ -206,7 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             view = run_report(stack.api_url, out)
             from storemon_app.client import ReportClient
 
-            page_url = f"{stack.api_url}/reports/{view['report_id']}"
+            page_url = view.get("page_url") or f"{stack.api_url}/reports/{view['report_id']}"
             page = out.with_suffix(".html")  # self-contained: it opens offline, after the stack is gone
             page.write_bytes(ReportClient(stack.api_url).page(view["report_id"]))
         finally:
@@ -399,7 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the handlers do")
     parser.add_argument("--endpoint", help="an AWS endpoint URL for every service, or 'localstack' (LocalStack's, "
                                            "from AWS_ENDPOINT_URL or LOCALSTACK_HOST, default localhost:4566), or, "
-                                           "for ingest, ingestions and pump, 'aws' for real AWS. Default: the "
+                                           "for ingest, ingestions, pump and keys, 'aws' for real AWS. Default: the "
                                            "AWS_ENDPOINT_URL* variables; else demo and up start moto's server, and "
                                            "the other commands use http://127.0.0.1:4566")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -460,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     from storemon_app.packaging import register_commands as register_packaging
 
     register_packaging(commands)
+    from storemon_app.keys import register_commands as register_keys
+
+    register_keys(commands)
     return parser
 
 

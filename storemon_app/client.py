@@ -44,9 +44,12 @@ class ReportClient:
         except json.JSONDecodeError:
             return status, body.decode("utf-8", "replace")
 
-    def trigger(self, as_of: Optional[str] = None) -> str:
-        """Start a report; ``as_of`` (ISO 8601) computes it as of that instant."""
-        path = "/trigger_report" + (f"?as_of={urllib.parse.quote(as_of)}" if as_of else "")
+    def trigger(self, as_of: Optional[str] = None, store_ids: Optional[list[str]] = None) -> str:
+        """Start a report; ``as_of`` (ISO 8601) computes it as of that instant, ``store_ids``
+        limits it to those stores (within what the key may see)."""
+        query = {**({"as_of": as_of} if as_of else {}),
+                 **({"store_ids": ",".join(store_ids)} if store_ids else {})}
+        path = "/trigger_report" + (f"?{urllib.parse.urlencode(query)}" if query else "")
         status, body = self._json("POST", path)
         if status != 202:
             raise ApiError(status, body)

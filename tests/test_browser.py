@@ -54,10 +54,11 @@ def test_report_page_in_chromium(stack, tmp_path):
         detail = list(csv.DictReader(io.StringIO(response.read().decode("utf-8"))))
     expected = sorted(detail, key=lambda r: (-float(r["downtime_last_week"]), r["store_id"]))
 
-    url = f"{stack.api_url}/reports/{view['report_id']}"
+    url = view["page_url"]  # what a person opens: the page token, no x-api-key (a browser sends none)
+    assert url.startswith(f"{stack.api_url}/shared/reports/{view['report_id']}?token=")
     shown = []
     for page in (1, 2):
-        dom = _chromium(tmp_path, "--dump-dom", f"{url}?page={page}")
+        dom = _chromium(tmp_path, "--dump-dom", f"{url}&page={page}")
         rows = re.findall(r'<tr class="store"><td>(\d+)</td><td class="id"><a [^>]*>([^<]*)</a></td>'
                           r'<td class="down">([^<]*)</td>.*?(<svg.*?</svg>)', dom, flags=re.S)
         assert len(rows) == (50 if page == 1 else 10)

@@ -13,7 +13,8 @@ from tests import targets
 NAME_VARIABLES = {
     "POLLS_TABLE": "PollsTable", "BUSINESS_HOURS_TABLE": "BusinessHoursTable", "TIMEZONES_TABLE": "TimezonesTable",
     "REPORT_JOBS_TABLE": "ReportJobsTable", "INGESTIONS_TABLE": "IngestionsTable",
-    "DATASET_STATE_TABLE": "DatasetStateTable", "DATA_BUCKET": "DataBucket", "REPORT_QUEUE": "ReportQueue",
+    "DATASET_STATE_TABLE": "DatasetStateTable", "OWNER_KEYS_TABLE": "OwnerKeysTable",
+    "DATA_BUCKET": "DataBucket", "REPORT_QUEUE": "ReportQueue",
     "INGEST_QUEUE": "IngestQueue",
 }
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import AbstractSet, Optional
 
 from pynamodb.exceptions import UpdateError
 
@@ -22,7 +22,11 @@ def utcnow() -> datetime:
 
 
 class ReportJobRepository:
-    def create(self, report_id: str, plan: list[list[int]], data_now: Optional[int]) -> ReportJob:
+    def create(self, report_id: str, plan: list[list[int]], data_now: Optional[int],
+               store_ids: Optional[AbstractSet[str]] = None, owner_key_id: Optional[str] = None,
+               page_token: Optional[str] = None) -> ReportJob:
+        """``store_ids``: the stores the report holds (None: all); ``owner_key_id``: the only
+        key that may read it; ``page_token``: the secret of its page URL."""
         job = ReportJob(
             report_id,
             status=RUNNING,
@@ -31,6 +35,9 @@ class ReportJobRepository:
             parts_total=len(plan),
             plan=json.dumps(plan, separators=(",", ":")),
             expires_at=utcnow() + JOB_RETENTION,
+            store_ids=set(store_ids) if store_ids is not None else None,
+            owner_key_id=owner_key_id,
+            page_token=page_token,
         )
         job.save()
         return job

@@ -10,6 +10,7 @@ import os
 
 from pynamodb.attributes import (
     BinaryAttribute,
+    BooleanAttribute,
     NumberAttribute,
     NumberSetAttribute,
     TTLAttribute,
@@ -120,6 +121,12 @@ class ReportJob(Model):
     expires_at = TTLAttribute(null=True)
     #: The fleet's evidence summary (JSON): share of business time inferred, stores without polls.
     summary = UnicodeAttribute(null=True)
+    #: The stores the report holds (None: the whole fleet), fixed when triggered.
+    store_ids = UnicodeSetAttribute(null=True)
+    #: The owner key that triggered it (``OwnerKey.key_id``): only that key reads it.
+    owner_key_id = UnicodeAttribute(null=True)
+    #: The secret of the report's ``page_url`` (``?token=``): the page's presigned-URL equivalent.
+    page_token = UnicodeAttribute(null=True)
 
 
 class IngestionRecord(Model):
@@ -158,6 +165,25 @@ class DatasetState(Model):
     updated_at = UTCDateTimeAttribute(null=True)
 
 
+class OwnerKey(Model):
+    """An API key bound to a set of store ids (``chalicelib.owner_keys``). Only the key's
+    SHA-256 is stored: the table never holds a usable secret."""
+
+    class Meta(_Meta):
+        table_name = settings.owner_keys_table
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    #: Public name of the key: the first characters of its hash (what ``keys list`` shows).
+    key_id = UnicodeAttribute()
+    owner = UnicodeAttribute()
+    store_ids = UnicodeSetAttribute()
+    created_at = UTCDateTimeAttribute()
+    revoked = BooleanAttribute(default=False)
+    revoked_at = UTCDateTimeAttribute(null=True)
+    #: The API Gateway key made with it (``keys create --api-gateway``), to disable on revoke.
+    gateway_key_id = UnicodeAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     PollDirectory,
     PollBlock,
@@ -166,4 +192,5 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ReportJob,
     IngestionRecord,
     DatasetState,
+    OwnerKey,
 )
