@@ -1,0 +1,139 @@
+"""The report's fast paths (issue 8) give the very bits of the plain code they replaced.
+
+Each fast path is checked against the straightforward version it stands for, with ``==``
+on floats: the report's bytes must not move by a last digit.
+"""
+from __future__ import annotations
+
+import bisect
+import random
+from typing import Any, Optional
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chalicelib.core.interpolation import (
+    MarkovBridgeEstimate,
+    NearestThenMarkovEstimate,
+    Poll,
+    fading_silence,
+)
+from chalicelib.core.outages import HOUR, WEEK, _seconds_per_hour
+from chalicelib.core.report import _near_spans, _overlap_seconds, store_evidence
+from chalicelib.core.schedule import clip_spans, merge_spans, total_seconds
+from tests.test_core_properties import END_2030, START_2020, poll_lists
+
+common = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _estimate(now: int, offsets: list[tuple[int, bool]], share: float) -> Any:
+    evidence = store_evidence([Poll(now + o, a) for o, a in offsets], None, "UTC", now)
+    return fading_silence(evidence.polls, prior_up_share=share)
+
+
+def _spans_to_try(estimate: NearestThenMarkovEstimate, now: int, seed: int) -> list[tuple[int, int]]:
+    """Long spans, business-day-like spans, and minute cells at gaps' and edges' ends."""
+    rng = random.Random(seed)
+    spans = [(now - WEEK, now), (now - 86400, now), (now - 3600, now)]
+    for _ in range(30):
+        lo = rng.randrange(now - WEEK - 86400, now + 3600)
+        spans.append((lo, lo + rng.choice([1, 60, 3599, 36000, 86400, 3 * 86400])))
+    for at in estimate._times:  # cells touching a poll, and right beside one
+        spans += [(at - 60, at), (at, at + 60), (at - 30, at + 30), (at + 5400, at + 5460)]
+    return spans
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       seed=st.integers(0, 1000))
+def test_uptime_seconds_is_the_generic_loop_to_the_bit(now, offsets, share, seed):
+    estimate = _estimate(now, offsets, share)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    for lo, hi in _spans_to_try(estimate, now, seed):
+        assert estimate.uptime_seconds(lo, hi) == MarkovBridgeEstimate.uptime_seconds(estimate, lo, hi)
+
+
+def _pieces_one_by_one(estimate: NearestThenMarkovEstimate, start: int, end: int) -> list[Any]:
+    """The pieces as they were built before ``_exact_runs``: per gap, unmerged."""
+    times, states, hold = estimate._times, estimate._states, int(estimate._hold)
+    out: list[Any] = []
+
+    def add(lo: int, hi: int, value: Optional[int]) -> None:
+        lo, hi = max(lo, start), min(hi, end)
+        if lo < hi:
+            out.append((lo, hi, value))
+
+    first, last = times[0], times[-1]
+    if start < first:
+        add(start, first - hold, None)
+        add(first - hold, first, int(states[0]))
+    if end > first and start < last:
+        gap = max(0, bisect.bisect_right(times, start) - 1)
+        while gap < len(times) - 1 and times[gap] < end:
+            g0, g1 = times[gap], times[gap + 1]
+            if g1 - g0 > 2 * estimate._hold:
+                add(g0, g1, None)
+            else:
+                middle = g0 + (g1 - g0 + 1) // 2
+                add(g0, middle, int(states[gap]))
+                add(middle, g1, int(states[gap + 1]))
+            gap += 1
+    if end > last:
+        add(last, last + hold, int(states[-1]))
+        add(last + hold, end, None)
+    merged: list[Any] = []
+    for piece in out:  # neighbouring exact pieces of one value, joined
+        if merged and piece[2] is not None and merged[-1][2] == piece[2] and merged[-1][1] == piece[0]:
+            merged[-1] = (merged[-1][0], piece[1], piece[2])
+        else:
+            merged.append(piece)
+    return merged
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, seed=st.integers(0, 1000))
+def test_pieces_are_the_per_gap_pieces_merged(now, offsets, seed):
+    estimate = _estimate(now, offsets, 0.8)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    for lo, hi in _spans_to_try(estimate, now, seed):
+        assert estimate.pieces(lo, hi) == _pieces_one_by_one(estimate, lo, hi)
+
+
+def _seconds_per_hour_by_hour(spans: list[tuple[int, int]], start: int) -> list[int]:
+    totals = [0] * 168
+    for lo, hi in spans:
+        lo, hi = max(lo, start), min(hi, start + WEEK)
+        while lo < hi:
+            index = (lo - start) // HOUR
+            edge = min(hi, start + (index + 1) * HOUR)
+            totals[index] += edge - lo
+            lo = edge
+    return totals
+
+
+def _disjoint_spans(rng: random.Random, lo: int, hi: int, count: int) -> list[tuple[int, int]]:
+    points = sorted(rng.sample(range(lo, hi), 2 * count))
+    return list(zip(points[::2], points[1::2], strict=True))
+
+
+def test_seconds_per_hour_fills_whole_hours_as_hour_by_hour_did():
+    rng = random.Random(8)
+    for _ in range(3000):
+        start = rng.randrange(START_2020, END_2030)
+        spans = _disjoint_spans(rng, start - 90_000, start + WEEK + 90_000, rng.randrange(0, 12))
+        assert _seconds_per_hour(spans, start) == _seconds_per_hour_by_hour(spans, start)
+
+
+def test_near_spans_and_their_overlap_are_merge_and_clip():
+    rng = random.Random(9)
+    for _ in range(3000):
+        hold = rng.choice([0, 1, 100, 5400])
+        instants = sorted(set(rng.randrange(0, 200_000) for _ in range(rng.randrange(0, 30))))
+        polls = [Poll(at, True) for at in instants]
+        near = merge_spans([(at - hold, at + hold + 1) for at in instants])
+        assert _near_spans(polls, hold) == near
+        spans = _disjoint_spans(rng, -1000, 210_000, rng.randrange(0, 8))
+        clipped = sum(total_seconds(clip_spans(near, lo, hi)) for lo, hi in spans)
+        assert _overlap_seconds(spans, near) == clipped
