@@ -1,4 +1,4 @@
-"""The report's fast paths (issue 8) give the very bits of the plain code they replaced.
+"""The report's and ingestion's fast paths (issue 8) give the very bits of the plain code they replaced.
 
 Each fast path is checked against the straightforward version it stands for, with ``==``
 on floats: the report's bytes must not move by a last digit.
@@ -6,7 +6,9 @@ on floats: the report's bytes must not move by a last digit.
 from __future__ import annotations
 
 import bisect
+import csv
 import random
+import time
 from typing import Any, Optional
 
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +21,12 @@ from chalicelib.core.interpolation import (
     fading_silence,
 )
 from chalicelib.core.outages import HOUR, WEEK, _seconds_per_hour
+from chalicelib.core.parsing import (
+    InvalidField,
+    _canonical_timestamp,
+    csv_fields,
+    parse_poll_timestamp,
+)
 from chalicelib.core.report import _near_spans, _overlap_seconds, store_evidence
 from chalicelib.core.schedule import clip_spans, merge_spans, total_seconds
 from tests.test_core_properties import END_2030, START_2020, poll_lists
@@ -137,3 +145,46 @@ def test_near_spans_and_their_overlap_are_merge_and_clip():
         spans = _disjoint_spans(rng, -1000, 210_000, rng.randrange(0, 8))
         clipped = sum(total_seconds(clip_spans(near, lo, hi)) for lo, hi in spans)
         assert _overlap_seconds(spans, near) == clipped
+
+
+def _mutations(rng: random.Random, text: str) -> str:
+    chars = list(text)
+    for _ in range(rng.randrange(0, 3) if chars else 0):
+        chars[rng.randrange(len(chars))] = rng.choice('0123456789 -:.TUCx"٣²\r\n\x00,')
+    return "".join(chars)
+
+
+def test_the_canonical_timestamp_fast_path_reads_as_the_general_one():
+    """Whatever ``_canonical_timestamp`` accepts, the general reader (reached here through a
+    leading space) reads to the same second; what it declines falls through to it."""
+    rng = random.Random(10)
+    for _ in range(20_000):
+        instant = rng.randrange(0, 4_102_444_800)
+        text = _mutations(rng, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(instant))
+                          + f".{rng.randrange(10**6):06d} UTC")
+        fast = _canonical_timestamp(text)
+        try:
+            general: Optional[int] = parse_poll_timestamp(" " + text)
+        except InvalidField:
+            general = None
+        if fast is not None:
+            assert fast == general == parse_poll_timestamp(text), text
+        try:
+            assert parse_poll_timestamp(text) == general
+        except InvalidField:
+            assert general is None
+
+
+def test_csv_fields_are_the_csv_modules():
+    rng = random.Random(11)
+    for _ in range(20_000):
+        lines = ["a,b,c", "1234,active,2023-01-01 00:00:00 UTC", "", "x", ",,", 'a,"b,c",d']
+        text = _mutations(rng, rng.choice(lines))
+        try:
+            expected: Any = next(csv.reader([text]), [])
+        except csv.Error:
+            expected = csv.Error
+        try:
+            assert csv_fields(text) == expected, repr(text)
+        except csv.Error:
+            assert expected is csv.Error
