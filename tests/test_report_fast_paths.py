@@ -19,6 +19,7 @@ from chalicelib.core.interpolation import (
     NearestThenMarkovEstimate,
     Poll,
     fading_silence,
+    paced_silence,
 )
 from chalicelib.core.outages import HOUR, WEEK, _seconds_per_hour
 from chalicelib.core.parsing import (
@@ -27,15 +28,18 @@ from chalicelib.core.parsing import (
     csv_fields,
     parse_poll_timestamp,
 )
-from chalicelib.core.report import _near_spans, _overlap_seconds, store_evidence
+from chalicelib.core.report import READ_RANGE, _near_spans, _overlap_seconds, store_evidence
 from chalicelib.core.schedule import clip_spans, merge_spans, total_seconds
 from tests.test_core_properties import END_2030, START_2020, poll_lists
 
 common = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _estimate(now: int, offsets: list[tuple[int, bool]], share: float) -> Any:
+def _estimate(now: int, offsets: list[tuple[int, bool]], share: float, paced: bool = True) -> Any:
+    """The rule in use (``paced_silence``) or the one before it (``fading_silence``)."""
     evidence = store_evidence([Poll(now + o, a) for o, a in offsets], None, "UTC", now)
+    if paced:
+        return paced_silence(evidence.polls, share, now - READ_RANGE, now)
     return fading_silence(evidence.polls, prior_up_share=share)
 
 
@@ -53,9 +57,9 @@ def _spans_to_try(estimate: NearestThenMarkovEstimate, now: int, seed: int) -> l
 
 @common
 @given(now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
-       seed=st.integers(0, 1000))
-def test_uptime_seconds_is_the_generic_loop_to_the_bit(now, offsets, share, seed):
-    estimate = _estimate(now, offsets, share)
+       seed=st.integers(0, 1000), paced=st.booleans())
+def test_uptime_seconds_is_the_generic_loop_to_the_bit(now, offsets, share, seed, paced):
+    estimate = _estimate(now, offsets, share, paced)
     if not isinstance(estimate, NearestThenMarkovEstimate):
         return
     for lo, hi in _spans_to_try(estimate, now, seed):
@@ -100,9 +104,10 @@ def _pieces_one_by_one(estimate: NearestThenMarkovEstimate, start: int, end: int
 
 
 @common
-@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, seed=st.integers(0, 1000))
-def test_pieces_are_the_per_gap_pieces_merged(now, offsets, seed):
-    estimate = _estimate(now, offsets, 0.8)
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, seed=st.integers(0, 1000),
+       paced=st.booleans())
+def test_pieces_are_the_per_gap_pieces_merged(now, offsets, seed, paced):
+    estimate = _estimate(now, offsets, 0.8, paced)
     if not isinstance(estimate, NearestThenMarkovEstimate):
         return
     for lo, hi in _spans_to_try(estimate, now, seed):
