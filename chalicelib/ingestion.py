@@ -146,7 +146,7 @@ def _decoded_rows(lines: Iterable[bytes]) -> Iterator[tuple[int, list[str]]]:
         if not text.strip() and not reason:
             continue
         try:
-            fields = next(csv.reader([text]), [])
+            fields = parsing.csv_fields(text)
         except csv.Error as error:  # e.g. a field longer than the csv module's limit
             reason, fields = reason or f"cannot be read as CSV ({error})", text.split(",")
         if reason and not header_seen:

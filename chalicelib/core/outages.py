@@ -27,6 +27,7 @@ window's downtime in the report (tests/test_outages.py checks it).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -72,17 +73,24 @@ def _fractional(estimate: UptimeEstimate, start: int, end: int) -> list[tuple[in
     of hours (relaxation 3 h, silence trust 12 h), so only a dip across one half narrower
     than the samples' spacing can be missed."""
     cells = -(-(end - start) // CELL_SECONDS)
+    uptime_seconds = estimate.uptime_seconds
 
     def down(index: int) -> bool:
         lo = start + index * CELL_SECONDS
-        hi = min(end, lo + CELL_SECONDS)
-        return estimate.uptime_seconds(lo, hi) < DOWN_BELOW * (hi - lo)
+        hi = lo + CELL_SECONDS
+        if hi > end:
+            hi = end
+        return uptime_seconds(lo, hi) < DOWN_BELOW * (hi - lo)
 
-    samples = sorted(set(range(0, cells, SAMPLE_CELLS)) | {cells - 1})
+    samples = list(range(0, cells, SAMPLE_CELLS))
+    if samples[-1] != cells - 1:
+        samples.append(cells - 1)
     states = [down(index) for index in samples]
+    if len(samples) == 1 or all(state == states[0] for state in states):
+        return [(start, end, states[0])]
     runs: list[tuple[int, int, bool]] = []
     run_start, run_state = 0, states[0]
-    for (a, state_a), (b, state_b) in zip(zip(samples, states), zip(samples[1:], states[1:])):
+    for (a, state_a), (b, state_b) in itertools.pairwise(zip(samples, states, strict=True)):
         if state_a == state_b:
             continue
         lo, hi = a, b  # down(lo) == state_a, down(hi) == state_b: find the first cell like hi
@@ -106,7 +114,7 @@ def down_spans(estimate: UptimeEstimate, business: Sequence[Span]) -> list[Span]
         run_start: Optional[int] = None  # the open down stretch in this business span
         for start, end, value in _pieces(estimate, lo, hi):
             cells = [(start, end, value == 0)] if value is not None else _fractional(estimate, start, end)
-            for cell_start, cell_end, is_down in cells:
+            for cell_start, _cell_end, is_down in cells:
                 if is_down and run_start is None:
                     run_start = cell_start
                 elif not is_down and run_start is not None:
@@ -203,19 +211,24 @@ def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int) -> s
     down_seconds = _seconds_per_hour(outages, start)
     return "".join(STRIP_CLOSED if not opened else STRIP_UP if not down
                    else STRIP_DOWN if down >= opened else STRIP_PARTLY
-                   for opened, down in zip(open_seconds, down_seconds))
+                   for opened, down in zip(open_seconds, down_seconds, strict=True))
 
 
 def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:
     """Seconds of ``spans`` in each of the 168 hours from ``start``: one pass over the spans
-    (every report row draws a strip, so not 168 clips of the whole list)."""
+    (every report row draws a strip, so not 168 clips of the whole list), whole hours
+    inside a span filled at once."""
     totals = [0] * 168
     end = start + WEEK
     for lo, hi in spans:
         lo, hi = max(lo, start), min(hi, end)
-        while lo < hi:
-            index = (lo - start) // HOUR
-            edge = min(hi, start + (index + 1) * HOUR)
-            totals[index] += edge - lo
-            lo = edge
+        if lo >= hi:
+            continue
+        first, last = (lo - start) // HOUR, (hi - 1 - start) // HOUR
+        if first == last:
+            totals[first] += hi - lo
+            continue
+        totals[first] += start + (first + 1) * HOUR - lo
+        totals[first + 1:last] = [value + HOUR for value in totals[first + 1:last]]
+        totals[last] += hi - (start + last * HOUR)
     return totals

@@ -7,6 +7,7 @@ into per-line rejections; nothing here knows about files or AWS.
 from __future__ import annotations
 
 import calendar
+import csv
 from functools import lru_cache
 
 import pytz
@@ -30,8 +31,14 @@ def parse_poll_timestamp(text: str) -> int:
 
     Sub-second digits (0-6 of them) are validated and then dropped: reports are
     exact to the second, and two copies of one poll must compare equal.
-    Hand-rolled rather than ``strptime`` because ingestion calls it 1.8M times.
+    Hand-rolled rather than ``strptime`` because ingestion calls it 1.8M times
+    (22M at ten times the fleet): the poller's own form, six fraction digits, is
+    read by ``_canonical_timestamp``; anything else, or anything doubtful, here.
     """
+    if len(text) == 30:
+        fast = _canonical_timestamp(text)
+        if fast is not None:
+            return fast
     value = text.strip()
     if value.endswith(" UTC"):
         value = value[:-4]
@@ -57,6 +64,31 @@ def parse_poll_timestamp(text: str) -> int:
     return midnight + hour * 3600 + minute * 60 + second
 
 
+def _canonical_timestamp(text: str) -> int | None:
+    """Exactly ``YYYY-MM-DD HH:MM:SS.ffffff UTC`` (ASCII digits where digits go, every
+    position checked): its epoch seconds; None for anything else, which
+    ``parse_poll_timestamp`` then reads (or rejects)."""
+    if text[19] != "." or text[16] != ":" or not text.endswith(" UTC"):
+        return None
+    minute = _utc_minute(text[:16])
+    seconds, fraction = text[17:19], text[20:26]
+    if minute is None or not (seconds.isascii() and seconds.isdigit() and fraction.isascii()
+                              and fraction.isdigit()) or seconds > "59":
+        return None
+    return minute + int(seconds)
+
+
+@lru_cache(maxsize=1 << 16)
+def _utc_minute(text: str) -> int | None:
+    """Epoch seconds of ``YYYY-MM-DD HH:MM`` (or ``...THH:MM``), None if that is no real minute;
+    cached: a week of polls falls on ~10,000 minutes."""
+    if not text.isascii() or text[4] != "-" or text[7] != "-" or text[10] not in " T" or text[13] != ":" \
+            or not (text[11:13].isdigit() and text[14:16].isdigit()):
+        return None
+    midnight, hour, minute = _utc_midnight(text[:10]), int(text[11:13]), int(text[14:16])
+    return None if midnight is None or hour > 23 or minute > 59 else midnight + hour * 3600 + minute * 60
+
+
 @lru_cache(maxsize=4096)
 def _utc_midnight(date: str) -> int | None:
     """Epoch seconds of ``YYYY-MM-DD`` at 00:00 UTC, None if it is no real date (1970 on).
@@ -72,8 +104,24 @@ def _utc_midnight(date: str) -> int | None:
     return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
 
 
+def csv_fields(text: str) -> list[str]:
+    """One CSV line's fields, as ``csv.reader`` reads them (and its ``csv.Error`` where it
+    fails). A line without quotes or line breaks is only split at commas: the same fields,
+    without building a reader per line (a third of the status ingestion's parsing)."""
+    if not text:
+        return []
+    if ('"' not in text and "\r" not in text and "\n" not in text and "\x00" not in text
+            and len(text) <= csv.field_size_limit()):
+        return text.split(",")
+    return next(csv.reader([text]), [])
+
+
 def parse_status(text: str) -> bool:
     """``active`` -> True, ``inactive`` -> False (case and spaces forgiven)."""
+    if text == "active":  # as the poller writes it: no strip, no lower
+        return True
+    if text == "inactive":
+        return False
     value = text.strip().lower()
     if value == "active":
         return True
@@ -148,6 +196,7 @@ STORE_ID_FORBIDDEN = frozenset(',"|')
 _CHARACTER_NAMES = {"\t": "TAB", "\n": "newline", "\r": "carriage return", "\x00": "NUL"}
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_store_id(text: str) -> str:
     """Store ids stay strings (19-digit ids do not survive a float), checked by an allow-list.
 
@@ -155,7 +204,8 @@ def parse_store_id(text: str) -> str:
     Unicode separator characters), none of ``STORE_ID_FORBIDDEN``, at most
     ``STORE_ID_MAX_LENGTH`` long. Why: an id is a field of every CSV we write and a key
     of the poll storage's encoding; an id holding a separator once made every later
-    report fail.
+    report fail. Cached: a file repeats each id ~150 times, and every row of one store
+    then shares one string (what an ingestion batch holds).
     """
     value = text.strip()
     if not value:

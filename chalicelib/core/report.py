@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
@@ -27,7 +28,6 @@ from chalicelib.core.schedule import (
     business_intervals,
     clip_spans,
     contains,
-    merge_spans,
     total_seconds,
 )
 
@@ -120,6 +120,31 @@ def _instant(poll: Poll) -> int:
     return poll[0]
 
 
+def _near_spans(polls: Sequence[Poll], hold: int) -> list[Span]:
+    """``merge_spans`` of ``[at - hold, at + hold + 1)`` around each of the sorted ``polls``,
+    in one pass: two neighbours' spans join unless the polls are over ``2 hold + 1`` apart."""
+    if not polls:
+        return []
+    instants = [at for at, _ in polls]
+    reach = 2 * hold + 1
+    cuts = [index for index in range(1, len(instants)) if instants[index] - instants[index - 1] > reach]
+    return [(instants[a] - hold, instants[b - 1] + hold + 1)
+            for a, b in itertools.pairwise([0, *cuts, len(instants)])]
+
+
+def _overlap_seconds(spans: Sequence[Span], others: Sequence[Span]) -> int:
+    """Seconds in both of two lists of sorted disjoint spans (a merge of the two)."""
+    total, j = 0, 0
+    for lo, hi in spans:
+        while j < len(others) and others[j][1] <= lo:
+            j += 1
+        k = j
+        while k < len(others) and others[k][0] < hi:
+            total += min(hi, others[k][1]) - max(lo, others[k][0])
+            k += 1
+    return total
+
+
 @dataclass(frozen=True)
 class StoreEvidence:
     """A store's business time in the read range and the polls that speak about it."""
@@ -131,14 +156,13 @@ class StoreEvidence:
 
     def detail_fields(self, now: int, hold: int = int(HOLD_HOURS * 3600)) -> list[str]:
         """The detail report's extra columns (``DETAIL_EXTRA_HEADER``) for this store."""
-        near = merge_spans([(at - hold, at + hold + 1) for at, _ in self.polls])
+        near = _near_spans(self.polls, hold)
         fields = []
         for _name, length in WINDOWS:
             unit = 60 if length == HOUR else 3600
             spans = clip_spans(self.business, now - length, now)
             business = round(total_seconds(spans) * 100 / unit)
-            backed = min(business, round(sum(total_seconds(clip_spans(near, lo, hi)) for lo, hi in spans)
-                                         * 100 / unit))
+            backed = min(business, round(_overlap_seconds(spans, near) * 100 / unit))
             first = bisect.bisect_left(self.polls, now - length, key=_instant)
             fields += [_hundredths(business), _hundredths(backed), _hundredths(business - backed),
                        str(len(self.polls) - first)]
@@ -171,11 +195,17 @@ def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
     """``estimate``: ``rule(evidence.polls)`` when the caller already has it."""
     estimate = estimate if estimate is not None else rule(evidence.polls)
     totals = {}
+    # The windows nest (hour in day in week): a business span whole in two windows is
+    # integrated once, the very same call, so the same float.
+    uptimes: dict[Span, float] = {}
     for name, length in WINDOWS:
         spans = clip_spans(evidence.business, now - length, now)
+        for span in spans:
+            if span not in uptimes:
+                uptimes[span] = estimate.uptime_seconds(*span)
         totals[name] = WindowTotals(
             business=sum(hi - lo for lo, hi in spans),
-            uptime=sum(estimate.uptime_seconds(lo, hi) for lo, hi in spans),
+            uptime=sum(uptimes[span] for span in spans),
         )
     return StoreReport(store_id=store_id, **totals)
 

@@ -233,10 +233,15 @@ class PollRepository:
         bytes, then written: a bulk file becomes one segment per shard-day
         instead of one per batch. Call ``finish`` once the drop is read.
         """
-        groups: dict[tuple[int, int], dict[str, set[int]]] = defaultdict(lambda: defaultdict(set))
-        for store_id, at, active in polls:
-            day = at - at % DAY
-            groups[(shard_of(store_id, self.shards), day)][store_id].add(poll_value(at, day, active))
+        by_store_day: dict[tuple[str, int], set[int]] = defaultdict(set)
+        for store_id, at, active in polls:  # per row only this: poll_value, inlined
+            offset = at % DAY
+            by_store_day[(store_id, at - offset)].add(offset * 2 + (1 if active else 0))
+        shards = {store_id: shard_of(store_id, self.shards) for store_id, _ in by_store_day}
+        groups: dict[tuple[int, int], dict[str, set[int]]] = defaultdict(dict)
+        for (store_id, day), values in by_store_day.items():
+            groups[(shards[store_id], day)][store_id] = values
+        del by_store_day
         made = 0
         stores_by_shard: dict[int, set[str]] = defaultdict(set)
         for (shard, day), by_store in sorted(groups.items()):

@@ -1,0 +1,195 @@
+"""The report's and ingestion's fast paths (issue 8) give the very bits of the plain code they replaced.
+
+Each fast path is checked against the straightforward version it stands for, with ``==``
+on floats: the report's bytes must not move by a last digit.
+"""
+from __future__ import annotations
+
+import bisect
+import csv
+import random
+import time
+from typing import Any, Optional
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chalicelib.core.interpolation import (
+    MarkovBridgeEstimate,
+    NearestThenMarkovEstimate,
+    Poll,
+    fading_silence,
+    paced_silence,
+)
+from chalicelib.core.outages import HOUR, WEEK, _seconds_per_hour
+from chalicelib.core.parsing import (
+    InvalidField,
+    _canonical_timestamp,
+    csv_fields,
+    parse_poll_timestamp,
+)
+from chalicelib.core.report import READ_RANGE, _near_spans, _overlap_seconds, store_evidence
+from chalicelib.core.schedule import clip_spans, merge_spans, total_seconds
+from tests.test_core_properties import END_2030, START_2020, poll_lists
+
+common = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _estimate(now: int, offsets: list[tuple[int, bool]], share: float, paced: bool = True) -> Any:
+    """The rule in use (``paced_silence``) or the one before it (``fading_silence``)."""
+    evidence = store_evidence([Poll(now + o, a) for o, a in offsets], None, "UTC", now)
+    if paced:
+        return paced_silence(evidence.polls, share, now - READ_RANGE, now)
+    return fading_silence(evidence.polls, prior_up_share=share)
+
+
+def _spans_to_try(estimate: NearestThenMarkovEstimate, now: int, seed: int) -> list[tuple[int, int]]:
+    """Long spans, business-day-like spans, and minute cells at gaps' and edges' ends."""
+    rng = random.Random(seed)
+    spans = [(now - WEEK, now), (now - 86400, now), (now - 3600, now)]
+    for _ in range(30):
+        lo = rng.randrange(now - WEEK - 86400, now + 3600)
+        spans.append((lo, lo + rng.choice([1, 60, 3599, 36000, 86400, 3 * 86400])))
+    for at in estimate._times:  # cells touching a poll, and right beside one
+        spans += [(at - 60, at), (at, at + 60), (at - 30, at + 30), (at + 5400, at + 5460)]
+    return spans
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       seed=st.integers(0, 1000), paced=st.booleans())
+def test_uptime_seconds_is_the_generic_loop_to_the_bit(now, offsets, share, seed, paced):
+    estimate = _estimate(now, offsets, share, paced)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    for lo, hi in _spans_to_try(estimate, now, seed):
+        assert estimate.uptime_seconds(lo, hi) == MarkovBridgeEstimate.uptime_seconds(estimate, lo, hi)
+
+
+def _pieces_one_by_one(estimate: NearestThenMarkovEstimate, start: int, end: int) -> list[Any]:
+    """The pieces as they were built before ``_exact_runs``: per gap, unmerged."""
+    times, states, hold = estimate._times, estimate._states, int(estimate._hold)
+    out: list[Any] = []
+
+    def add(lo: int, hi: int, value: Optional[int]) -> None:
+        lo, hi = max(lo, start), min(hi, end)
+        if lo < hi:
+            out.append((lo, hi, value))
+
+    first, last = times[0], times[-1]
+    if start < first:
+        add(start, first - hold, None)
+        add(first - hold, first, int(states[0]))
+    if end > first and start < last:
+        gap = max(0, bisect.bisect_right(times, start) - 1)
+        while gap < len(times) - 1 and times[gap] < end:
+            g0, g1 = times[gap], times[gap + 1]
+            if g1 - g0 > 2 * estimate._hold:
+                add(g0, g1, None)
+            else:
+                middle = g0 + (g1 - g0 + 1) // 2
+                add(g0, middle, int(states[gap]))
+                add(middle, g1, int(states[gap + 1]))
+            gap += 1
+    if end > last:
+        add(last, last + hold, int(states[-1]))
+        add(last + hold, end, None)
+    merged: list[Any] = []
+    for piece in out:  # neighbouring exact pieces of one value, joined
+        if merged and piece[2] is not None and merged[-1][2] == piece[2] and merged[-1][1] == piece[0]:
+            merged[-1] = (merged[-1][0], piece[1], piece[2])
+        else:
+            merged.append(piece)
+    return merged
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, seed=st.integers(0, 1000),
+       paced=st.booleans())
+def test_pieces_are_the_per_gap_pieces_merged(now, offsets, seed, paced):
+    estimate = _estimate(now, offsets, 0.8, paced)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    for lo, hi in _spans_to_try(estimate, now, seed):
+        assert estimate.pieces(lo, hi) == _pieces_one_by_one(estimate, lo, hi)
+
+
+def _seconds_per_hour_by_hour(spans: list[tuple[int, int]], start: int) -> list[int]:
+    totals = [0] * 168
+    for lo, hi in spans:
+        lo, hi = max(lo, start), min(hi, start + WEEK)
+        while lo < hi:
+            index = (lo - start) // HOUR
+            edge = min(hi, start + (index + 1) * HOUR)
+            totals[index] += edge - lo
+            lo = edge
+    return totals
+
+
+def _disjoint_spans(rng: random.Random, lo: int, hi: int, count: int) -> list[tuple[int, int]]:
+    points = sorted(rng.sample(range(lo, hi), 2 * count))
+    return list(zip(points[::2], points[1::2], strict=True))
+
+
+def test_seconds_per_hour_fills_whole_hours_as_hour_by_hour_did():
+    rng = random.Random(8)
+    for _ in range(3000):
+        start = rng.randrange(START_2020, END_2030)
+        spans = _disjoint_spans(rng, start - 90_000, start + WEEK + 90_000, rng.randrange(0, 12))
+        assert _seconds_per_hour(spans, start) == _seconds_per_hour_by_hour(spans, start)
+
+
+def test_near_spans_and_their_overlap_are_merge_and_clip():
+    rng = random.Random(9)
+    for _ in range(3000):
+        hold = rng.choice([0, 1, 100, 5400])
+        instants = sorted(set(rng.randrange(0, 200_000) for _ in range(rng.randrange(0, 30))))
+        polls = [Poll(at, True) for at in instants]
+        near = merge_spans([(at - hold, at + hold + 1) for at in instants])
+        assert _near_spans(polls, hold) == near
+        spans = _disjoint_spans(rng, -1000, 210_000, rng.randrange(0, 8))
+        clipped = sum(total_seconds(clip_spans(near, lo, hi)) for lo, hi in spans)
+        assert _overlap_seconds(spans, near) == clipped
+
+
+def _mutations(rng: random.Random, text: str) -> str:
+    chars = list(text)
+    for _ in range(rng.randrange(0, 3) if chars else 0):
+        chars[rng.randrange(len(chars))] = rng.choice('0123456789 -:.TUCx"٣²\r\n\x00,')
+    return "".join(chars)
+
+
+def test_the_canonical_timestamp_fast_path_reads_as_the_general_one():
+    """Whatever ``_canonical_timestamp`` accepts, the general reader (reached here through a
+    leading space) reads to the same second; what it declines falls through to it."""
+    rng = random.Random(10)
+    for _ in range(20_000):
+        instant = rng.randrange(0, 4_102_444_800)
+        text = _mutations(rng, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(instant))
+                          + f".{rng.randrange(10**6):06d} UTC")
+        fast = _canonical_timestamp(text)
+        try:
+            general: Optional[int] = parse_poll_timestamp(" " + text)
+        except InvalidField:
+            general = None
+        if fast is not None:
+            assert fast == general == parse_poll_timestamp(text), text
+        try:
+            assert parse_poll_timestamp(text) == general
+        except InvalidField:
+            assert general is None
+
+
+def test_csv_fields_are_the_csv_modules():
+    rng = random.Random(11)
+    for _ in range(20_000):
+        lines = ["a,b,c", "1234,active,2023-01-01 00:00:00 UTC", "", "x", ",,", 'a,"b,c",d']
+        text = _mutations(rng, rng.choice(lines))
+        try:
+            expected: Any = next(csv.reader([text]), [])
+        except csv.Error:
+            expected = csv.Error
+        try:
+            assert csv_fields(text) == expected, repr(text)
+        except csv.Error:
+            assert expected is csv.Error
