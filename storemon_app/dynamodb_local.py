@@ -7,7 +7,7 @@ SQS stay on moto). DynamoDB Local comes from the npm package of
 committed) and runs on the machine's Java, on a free loopback port, in memory,
 for the length of the command only.
 
-    python -m storemon_app.dynamodb_local -- python -m pytest tests/test_api.py
+    python -m storemon_app.dynamodb_local -- python -m pytest tests/integration/test_api.py
     python -m storemon_app.dynamodb_local --port 8001     # just serve, until Ctrl-C
 """
 from __future__ import annotations

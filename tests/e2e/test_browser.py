@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from storemon_app.client import ReportClient
-from tests.test_fan_out import _write_fleet
+from tests import fixtures
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium; "
                                                           ".ci/run installs it when it runs as root)")
@@ -40,7 +40,7 @@ def test_report_page_in_chromium(stack, tmp_path):
     from storemon_app.event_pump import EventPump
     from storemon_app.local_ingest import ingest_file
 
-    files = _write_fleet(tmp_path, stores=60)
+    files = fixtures.write_fleet(tmp_path, stores=60)
     for kind in ("timezones", "hours", "status"):
         assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
     client = ReportClient(stack.api_url)

@@ -15,7 +15,7 @@ from chalicelib.core.interpolation import (
 from chalicelib.core.parsing import InvalidField, parse_poll_timestamp, parse_status
 from chalicelib.core.report import store_report
 from chalicelib.core.schedule import WeeklySchedule
-from tests.test_core_schedule import at
+from tests.unit.test_core_schedule import at
 
 CHICAGO = "America/Chicago"
 H = 3600

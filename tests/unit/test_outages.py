@@ -15,7 +15,7 @@ from chalicelib.core.outages import (
 )
 from chalicelib.core.report import DAY, HOUR, WEEK, WINDOWS, report_from_evidence, store_evidence
 from chalicelib.core.schedule import WeeklySchedule, clip_spans, contains
-from tests.test_core_properties import END_2030, START_2020, ZONES, _schedule, poll_lists, schedule_rows
+from tests.unit.test_core_properties import END_2030, START_2020, ZONES, _schedule, poll_lists, schedule_rows
 
 common = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ZERO_ONE = ["carry_forward", "nearest_poll"]  # rules whose estimate is exactly 0 or 1 everywhere
@@ -133,7 +133,7 @@ def _hundredths(text: str) -> int:
 def test_real_old_data_outages_timeline_and_page_agree(real_data):
     """Every store of the real old data set: the timeline's segments, the detail report's
     outage columns and the page's ranking say the same (core only; the HTTP paths are the
-    same functions, tests/test_timeline_page.py)."""
+    same functions, tests/integration/test_timeline_page.py)."""
     import csv
     from collections import defaultdict
 

@@ -11,7 +11,7 @@ from chalicelib.report_page import PageStore, ranked, render_page, strip_svg
 from chalicelib.reporting import detail_report_key
 from chalicelib.settings import settings
 from tests import fixtures
-from tests.test_api import _run_queued_parts, _trigger
+from tests.integration.test_api import _run_queued_parts, _trigger
 
 
 def _complete_report(client) -> tuple[str, dict[str, dict[str, str]]]:

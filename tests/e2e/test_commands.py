@@ -16,7 +16,7 @@ import pytest
 from storemon_app.runtime import free_port
 from tests import fixtures
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env() -> dict[str, str]:
@@ -164,3 +164,20 @@ def test_a_stale_stack_is_named_when_its_port_is_in_use(tmp_path):
     assert f"port {port} is in use by moto's server of a storemon stack left by an earlier run " \
            f"(pid {stale.pid}" in done.stderr, done.stderr
     assert f"kill {stale.pid}" in done.stderr
+
+
+def test_demo_with_polls_only(tmp_path):
+    """By the specification hours and zones are optional: 24x7, America/Chicago."""
+    fixtures.write_csv(tmp_path / "data" / "store_status.csv", ["store_id", "status", "timestamp_utc"],
+                       fixtures.status_rows())
+    out = tmp_path / "report.csv"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    done = subprocess.run([sys.executable, "-m", "storemon_app", "demo", "--data", str(tmp_path / "data"),
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "every store is open 24x7" in done.stderr and "America/Chicago" in done.stderr
+    with open(out, newline="") as handle:
+        rows = {row[0]: row for row in csv.reader(handle)}
+    for store in (fixtures.BIG_ID, fixtures.NIGHT_OWL, fixtures.SILENT):  # without hours, every store is open 24x7
+        up_hour, up_day, up_week, down_hour, down_day, down_week = map(float, rows[store][1:])
+        assert (up_hour + down_hour, up_day + down_day, up_week + down_week) == pytest.approx((60, 24, 168)), store
