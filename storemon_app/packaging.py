@@ -124,7 +124,8 @@ def register_commands(commands: Any) -> None:
     package_parser = commands.add_parser(
         "package", help="the CloudFormation template to deploy (chalice package + infra/resources.json), "
                         "checked with cfn-lint")
-    package_parser.add_argument("--stage", default="prod", help="stage of .chalice/config.json (default: prod)")
+    package_parser.add_argument("--stage", default="prod",
+                                help="stage of .chalice/config.json (default: prod)")
     package_parser.add_argument("--out", default="build", help="directory for sam.json and deployment.zip "
                                                                 "(default: build; emptied first)")
     package_parser.set_defaults(func=cmd_package)

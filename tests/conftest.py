@@ -11,6 +11,7 @@ import pytest
 SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
+
 @pytest.fixture
 def real_data() -> Path:
     if not SHARED_REAL.is_dir():

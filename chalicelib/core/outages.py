@@ -27,6 +27,7 @@ window's downtime in the report (tests/unit/test_outages.py checks it).
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -82,7 +83,7 @@ def _fractional(estimate: UptimeEstimate, start: int, end: int) -> list[tuple[in
     states = [down(index) for index in samples]
     runs: list[tuple[int, int, bool]] = []
     run_start, run_state = 0, states[0]
-    for (a, state_a), (b, state_b) in zip(zip(samples, states), zip(samples[1:], states[1:])):
+    for (a, state_a), (b, state_b) in itertools.pairwise(zip(samples, states, strict=True)):
         if state_a == state_b:
             continue
         lo, hi = a, b  # down(lo) == state_a, down(hi) == state_b: find the first cell like hi
@@ -106,7 +107,7 @@ def down_spans(estimate: UptimeEstimate, business: Sequence[Span]) -> list[Span]
         run_start: Optional[int] = None  # the open down stretch in this business span
         for start, end, value in _pieces(estimate, lo, hi):
             cells = [(start, end, value == 0)] if value is not None else _fractional(estimate, start, end)
-            for cell_start, cell_end, is_down in cells:
+            for cell_start, _cell_end, is_down in cells:
                 if is_down and run_start is None:
                     run_start = cell_start
                 elif not is_down and run_start is not None:
@@ -203,7 +204,7 @@ def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int) -> s
     down_seconds = _seconds_per_hour(outages, start)
     return "".join(STRIP_CLOSED if not opened else STRIP_UP if not down
                    else STRIP_DOWN if down >= opened else STRIP_PARTLY
-                   for opened, down in zip(open_seconds, down_seconds))
+                   for opened, down in zip(open_seconds, down_seconds, strict=True))
 
 
 def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:

@@ -20,8 +20,9 @@ from tests import fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium; "
-                                                          ".ci/run installs it when it runs as root)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="no `chromium` on PATH (Debian: apt-get install chromium; "
+                                       ".ci/run installs it when it runs as root)")
 
 
 def _chromium(tmp_path: Path, *args: str) -> str:
@@ -66,7 +67,7 @@ def test_report_page_in_chromium(stack, tmp_path):
     assert [(int(rank), store, down) for rank, store, down, _ in shown] == \
         [(rank, r["store_id"], r["downtime_last_week"]) for rank, r in enumerate(expected, start=1)]
     # each strip agrees with the CSV: outage colours exactly where the week has outages
-    for (_, store, _, svg), row in zip(shown, expected):
+    for (_, store, _, svg), row in zip(shown, expected, strict=True):
         in_outage = "#dc2626" in svg or "#f59e0b" in svg
         assert in_outage == (row["outages_last_week"] != "0"), (store, row["outages_last_week"])
     assert "page 1 of 2 (60 stores)" in _chromium(tmp_path, "--dump-dom", url)

@@ -1,5 +1,7 @@
-"""Which AWS the tools and the tests talk to: every endpoint variable botocore honours
-(``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``) is handled."""
+"""Which AWS the tools and the tests talk to, with something answering at the other end: moto's
+server only for the services no variable sends elsewhere, an explicit endpoint for every service,
+and the in-process tests deaf to exported variables (the variables alone:
+tests/unit/test_endpoint_variables.py)."""
 from __future__ import annotations
 
 import argparse
@@ -73,7 +75,8 @@ def test_an_explicit_endpoint_takes_every_service(monkeypatch, answering_url):
 
 
 def test_in_process_tests_ignore_exported_endpoint_variables():
-    """A developer's shell may export LocalStack's variables; the in-process moto tests must not follow them."""
+    """A developer's shell may export LocalStack's variables; the in-process moto tests must not
+    follow them."""
     env = dict(os.environ, AWS_ENDPOINT_URL=CLOSED, AWS_ENDPOINT_URL_DYNAMODB=CLOSED,
                AWS_ENDPOINT_URL_S3=CLOSED, AWS_ENDPOINT_URL_SQS=CLOSED)
     for name in [n for n in env if n.startswith("STOREMON_TEST_ENDPOINT")]:

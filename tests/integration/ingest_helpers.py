@@ -23,10 +23,12 @@ from chalicelib.storage.store_maps import business_hours_repository, timezone_re
 from storemon_app.stack import apply_stack, destroy_stack
 from tests import fixtures, targets
 
+
 STATUS_HEADER = ["store_id", "status", "timestamp_utc"]
 HOURS_HEADER = ["store_id", "dayOfWeek", "start_time_local", "end_time_local"]
 ZONES_HEADER = ["store_id", "timezone_str"]
 DATA_TABLES = ("polls_table", "business_hours_table", "timezones_table", "dataset_state_table")
+
 
 def csv_bytes(header: list[str], rows: Iterable[list[str]], newline: str = "\n", bom: bool = False,
               final_newline: bool = True) -> bytes:
@@ -37,9 +39,11 @@ def csv_bytes(header: list[str], rows: Iterable[list[str]], newline: str = "\n",
         text = text[: -len(newline)]
     return (("\ufeff" if bom else "") + text).encode("utf-8")
 
+
 def put(key: str, data: bytes) -> str:
     """Upload like a user would; returns the ETag S3 announces (without quotes)."""
     return s3_client().put_object(Bucket=settings.bucket, Key=key, Body=data)["ETag"].strip('"')
+
 
 def sqs_event(*bodies: str) -> dict:
     """What Lambda's SQS event source hands the function."""
@@ -55,6 +59,7 @@ def sqs_event(*bodies: str) -> dict:
         "awsRegion": "us-east-1",
     } for index, body in enumerate(bodies)]}
 
+
 def s3_notification(key: str, etag: str, event_name: str = "ObjectCreated:Put",
                     bucket: Optional[str] = None) -> str:
     """An S3 event notification as S3 puts it on the queue: the key URL-encoded."""
@@ -64,12 +69,15 @@ def s3_notification(key: str, etag: str, event_name: str = "ObjectCreated:Put",
         "eventTime": datetime.now(timezone.utc).isoformat(), "eventName": event_name,
         "s3": {"s3SchemaVersion": "1.0", "configurationId": "incoming",
                "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-               "object": {"key": quote_plus(key), "size": 1, "eTag": etag, "sequencer": "0A1B2C3D4E5F678901"}},
+               "object": {"key": quote_plus(key), "size": 1, "eTag": etag,
+                          "sequencer": "0A1B2C3D4E5F678901"}},
     }]})
+
 
 def s3_test_event(bucket: Optional[str] = None) -> str:
     return json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2024-01-01T00:00:00.000Z",
                        "Bucket": bucket or settings.bucket, "RequestId": "R", "HostId": "H"})
+
 
 def queued_ingest_messages() -> list[str]:
     """Take every message off the ingest queue (what S3 sent)."""
@@ -83,6 +91,7 @@ def queued_ingest_messages() -> list[str]:
             bodies.append(message["Body"])
             sqs_client().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
+
 def deliver_queued() -> list[str]:
     """Run the ingestion handler on every queued notification, one message per invocation,
     until the queue stays empty (a rejection report written meanwhile is announced too)."""
@@ -95,6 +104,7 @@ def deliver_queued() -> list[str]:
             app_module.ingest_csv_drop(sqs_event(body), None)
         delivered.extend(bodies)
 
+
 def drop(key: str, data: bytes, delivered: Optional[list] = None):
     """Put a file under incoming/ and let the S3 -> SQS -> handler path ingest it."""
     etag = put(key, data)
@@ -105,13 +115,16 @@ def drop(key: str, data: bytes, delivered: Optional[list] = None):
     assert record is not None, f"{key} was not ingested"
     return record
 
+
 def rejection_report(key: str) -> list[list[str]]:
     body = s3_client().get_object(Bucket=settings.bucket, Key=key + ".rejections.csv")["Body"].read()
     return list(csv.reader(io.StringIO(body.decode("utf-8"))))
 
+
 def object_exists(key: str) -> bool:
     listed = s3_client().list_objects_v2(Bucket=settings.bucket, Prefix=key)
     return any(item["Key"] == key for item in listed.get("Contents", []))
+
 
 def scan(table: str) -> list[dict]:
     client = boto3.client("dynamodb", region_name="us-east-1")
@@ -123,19 +136,25 @@ def scan(table: str) -> list[dict]:
         if not start:
             return items
 
+
 def data_tables_are_empty() -> bool:
     return all(not scan(getattr(settings, name)) for name in DATA_TABLES)
+
 
 def all_hours() -> dict:
     return business_hours_repository(settings.poll_shards).read(range(settings.poll_shards))
 
+
 def all_zones() -> dict:
     return timezone_repository(settings.poll_shards).read(range(settings.poll_shards))
+
 
 def polls_of(store: str, start: int = int(fixtures.NOW.timestamp()) - 30 * DAY,
              end: int = int(fixtures.NOW.timestamp()) + DAY) -> list[tuple[int, bool]]:
     repository = PollRepository(settings.poll_shards, settings.retention_days)
-    return repository.read_shard(shard_of(store, settings.poll_shards), start, end).polls_by_store.get(store, [])
+    shard = repository.read_shard(shard_of(store, settings.poll_shards), start, end)
+    return shard.polls_by_store.get(store, [])
+
 
 def fresh_account() -> None:
     """Forget everything moto holds and apply the stack again (within the ``aws`` fixture)."""
@@ -147,8 +166,10 @@ def fresh_account() -> None:
     apply_stack(targets.NAMES_STAGE)
     queued_ingest_messages()  # the s3:TestEvent of the new bucket configuration
 
+
 def report_csv() -> bytes:
-    """trigger_report -> every part through the worker -> the CSV bytes, as tests/integration/test_api.py does."""
+    """trigger_report -> every part through the worker -> the CSV bytes, as
+    tests/integration/test_api.py does."""
     with Client(app_module.app, stage_name="dev") as client:
         response = client.http.post("/trigger_report")
         assert response.status_code == 202
@@ -169,6 +190,7 @@ def report_csv() -> bytes:
         body = client.http.get(f"/get_report?report_id={report_id}&format=csv").body
     return body if isinstance(body, bytes) else body.encode("utf-8")
 
+
 def dataset_bytes() -> dict[str, bytes]:
     with_hours = [[fixtures.NIGHT_OWL, str(day), "22:00:00", "02:00:00"] for day in range(7)]
     return {
@@ -178,10 +200,12 @@ def dataset_bytes() -> dict[str, bytes]:
         "status": csv_bytes(STATUS_HEADER, fixtures.status_rows()),
     }
 
+
 def many_status_rows(count: int, store_count: int = 7) -> list[list[str]]:
     start = fixtures.NOW - timedelta(days=3)
     return [[f"store-{index % store_count}", "active" if index % 3 else "inactive",
              fixtures.stamp(start + timedelta(minutes=index))] for index in range(count)]
+
 
 def future_stamp(seconds: int) -> str:
     return fixtures.stamp(datetime.now(timezone.utc) + timedelta(seconds=seconds))

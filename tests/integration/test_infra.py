@@ -42,7 +42,8 @@ def test_an_emulator_without_ttl_still_gets_the_stack(aws, monkeypatch):
 
     monkeypatch.setattr(applier.dynamodb, "update_time_to_live", no_ttl)
     assert applier.apply() == aws
-    assert len(warnings) == 2 and "has no TTL (UnknownOperationException)" in warnings[0]  # polls, report jobs
+    assert len(warnings) == 2  # polls, report jobs
+    assert "has no TTL (UnknownOperationException)" in warnings[0]
 
 
 def test_arns_account_and_partition_come_from_the_emulator(aws):
@@ -51,7 +52,8 @@ def test_arns_account_and_partition_come_from_the_emulator(aws):
     applier = StackApplier(targets.NAMES_STAGE)
     applier.apply()
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    assert applier.arns["PollsTable"] == dynamodb.describe_table(TableName=aws["PollsTable"])["Table"]["TableArn"]
+    table = dynamodb.describe_table(TableName=aws["PollsTable"])["Table"]
+    assert applier.arns["PollsTable"] == table["TableArn"]
     queue_account = applier.arns["IngestQueue"].split(":")[4]
     assert applier.resolve({"Fn::Sub": "${AWS::AccountId}"}) == queue_account
     assert applier.resolve({"Fn::Sub": "arn:${AWS::Partition}:s3:::x"}) == "arn:aws:s3:::x"
@@ -68,8 +70,10 @@ def test_fresh_resources_are_deleted_with_their_contents(aws):
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.put_object(Bucket=aws["DataBucket"], Key="incoming/status/x.csv", Body=b"x")
     destroy_stack(targets.NAMES_STAGE)
-    assert aws["PollsTable"] not in boto3.client("dynamodb", region_name="us-east-1").list_tables()["TableNames"]
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    assert aws["PollsTable"] not in dynamodb.list_tables()["TableNames"]
     assert aws["DataBucket"] not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
-    assert not boto3.client("sqs", region_name="us-east-1").list_queues(QueueNamePrefix=aws["IngestQueue"]).get("QueueUrls")
+    assert not sqs.list_queues(QueueNamePrefix=aws["IngestQueue"]).get("QueueUrls")
     destroy_stack(targets.NAMES_STAGE)  # twice is harmless
     assert StackApplier(targets.NAMES_STAGE).apply() == aws  # and the names can be used again at once

@@ -144,7 +144,8 @@ def test_second_event_for_the_same_object_is_a_noop(aws):
     s3_client().delete_object(Bucket=settings.bucket, Key=key)
     app_module.ingest_csv_drop(event, None)  # S3 sent two events / SQS delivered twice
     second = IngestionRepository().get(first.ingestion_id)
-    assert (second.started_at, second.finished_at, second.status) == (first.started_at, first.finished_at, "Complete")
+    assert (second.started_at, second.finished_at, second.status) == (first.started_at, first.finished_at,
+                                                                      "Complete")
     assert len(IngestionRepository().recent()) == 1
 
 
@@ -267,7 +268,8 @@ def test_same_drop_twice_or_500_duplicated_rows_gives_a_byte_identical_report(aw
     ingest(data, "once")
     reference = report_csv()
     rows = list(csv.reader(io.StringIO(reference.decode("utf-8"))))
-    assert len(rows) == 4 and {row[0] for row in rows[1:]} == {fixtures.BIG_ID, fixtures.NIGHT_OWL, fixtures.SILENT}
+    assert len(rows) == 4 and {row[0] for row in rows[1:]} == {fixtures.BIG_ID, fixtures.NIGHT_OWL,
+                                                               fixtures.SILENT}
 
     # the same drop twice: the second event is a no-op, the same bytes under a new key are re-ingested
     fresh_account()
@@ -329,7 +331,8 @@ def test_bad_status_rows_are_rejected_reported_next_to_the_file_and_the_rest_goe
     assert report[0] == ["line", "reason", "row"]
     by_line = {int(line): (reason, row) for line, reason, row in report[1:]}
     assert sorted(by_line) == [3, 5, 6, 7, 8, 9, 10]
-    assert "does not end in ' UTC'" in by_line[3][0] and by_line[3][1] == "good-1,active,2023-01-25 17:00:00 GMT"
+    assert "does not end in ' UTC'" in by_line[3][0]
+    assert by_line[3][1] == "good-1,active,2023-01-25 17:00:00 GMT"
     assert "'sleeping'" in by_line[5][0]
     assert "expected 3 fields, found 2" in by_line[6][0]
     assert "expected 3 fields, found 4" in by_line[7][0]
@@ -394,7 +397,8 @@ def test_bad_hours_and_zone_rows(aws):
 
 def test_cli_prints_the_first_rejections(aws, tmp_path, capsys):
     path = tmp_path / "store_status.csv"
-    rows = [["s", "active", fixtures.stamp(fixtures.NOW)]] + [["s", "unknown", fixtures.stamp(fixtures.NOW)]] * 12
+    rows = [["s", "active", fixtures.stamp(fixtures.NOW)]] + [["s", "unknown",
+                                                               fixtures.stamp(fixtures.NOW)]] * 12
     path.write_bytes(csv_bytes(STATUS_HEADER, rows))
     outcome = ingest_file(path, expected_kind="status")
     out = capsys.readouterr().out
@@ -418,7 +422,8 @@ def test_formatting_variants_are_all_fine(aws, tmp_path):
     rows = fixtures.status_rows()[:50]
     variants = {
         "lf": csv_bytes(STATUS_HEADER, rows),
-        "crlf bom no-final-newline": csv_bytes(STATUS_HEADER, rows, newline="\r\n", bom=True, final_newline=False),
+        "crlf bom no-final-newline": csv_bytes(STATUS_HEADER, rows, newline="\r\n", bom=True,
+                                               final_newline=False),
         "blank lines": b"\n" + csv_bytes(STATUS_HEADER, rows).replace(b"\n", b"\n\n", 10) + b"\n\n",
     }
     for name, data in variants.items():
@@ -450,15 +455,18 @@ def test_now_follows_the_latest_poll_and_never_moves_back(aws):
 # -- retention ------------------------------------------------------------------------------------------
 
 def test_poll_items_carry_a_ttl_and_expired_items_are_not_read(aws, monkeypatch):
-    ttl = boto3.client("dynamodb", region_name="us-east-1").describe_time_to_live(TableName=settings.polls_table)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    ttl = dynamodb.describe_time_to_live(TableName=settings.polls_table)
     assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 
     store = "retained"
     today = int(time.time()) // DAY * DAY
     old_at = today - 40 * DAY + 3600
     old_stamp = fixtures.stamp(datetime.fromtimestamp(old_at, timezone.utc))
-    recent_stamp = fixtures.stamp(datetime.fromtimestamp(today, timezone.utc))  # midnight today: never in the future
-    drop("incoming/status/r.csv", csv_bytes(STATUS_HEADER, [[store, "active", old_stamp], [store, "inactive", recent_stamp]]))
+    # midnight today: never in the future
+    recent_stamp = fixtures.stamp(datetime.fromtimestamp(today, timezone.utc))
+    drop("incoming/status/r.csv",
+         csv_bytes(STATUS_HEADER, [[store, "active", old_stamp], [store, "inactive", recent_stamp]]))
     shard = shard_of(store, settings.poll_shards)
     retention = settings.retention_days * DAY
     recent_item = PollDirectory.get(day_key(shard, today))
@@ -473,7 +481,8 @@ def test_poll_items_carry_a_ttl_and_expired_items_are_not_read(aws, monkeypatch)
     assert polls_of(store, **window) == [(old_at, True), (today, False)]
 
     # an item DynamoDB has not deleted yet (moto never does) is ignored once past its TTL
-    PollDirectory(old_item.bucket_key).update(actions=[PollDirectory.expires_at.set(datetime.now(timezone.utc) - timedelta(seconds=1))])
+    expired = datetime.now(timezone.utc) - timedelta(seconds=1)
+    PollDirectory(old_item.bucket_key).update(actions=[PollDirectory.expires_at.set(expired)])
     assert polls_of(store, **window) == [(today, False)]
 
     # and with the clock past the retention of the recent day, nothing is read at all

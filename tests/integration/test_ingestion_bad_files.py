@@ -43,7 +43,8 @@ WHOLE_FILE_REJECTIONS = [
 ]
 
 
-@pytest.mark.parametrize("key,data,reason", WHOLE_FILE_REJECTIONS, ids=[k for k, _, _ in WHOLE_FILE_REJECTIONS])
+@pytest.mark.parametrize("key,data,reason", WHOLE_FILE_REJECTIONS,
+                         ids=[k for k, _, _ in WHOLE_FILE_REJECTIONS])
 def test_unusable_files_are_rejected_whole(aws, key, data, reason):
     record = drop(key, data)
     assert record.status == "Rejected"

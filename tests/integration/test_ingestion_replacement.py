@@ -54,11 +54,13 @@ def test_a_store_with_a_bad_row_keeps_its_schedule_whatever_the_column_order(aws
 
 
 def test_a_timezones_drop_replaces_the_zone_of_each_store_it_names(aws):
-    drop("incoming/timezones/1.csv", csv_bytes(ZONES_HEADER, [["a", "America/New_York"], ["b", "America/Denver"]]))
+    drop("incoming/timezones/1.csv",
+         csv_bytes(ZONES_HEADER, [["a", "America/New_York"], ["b", "America/Denver"]]))
     drop("incoming/timezones/2.csv", csv_bytes(ZONES_HEADER, [["a", "Asia/Beirut"]]))
     assert all_zones() == {"a": "Asia/Beirut", "b": "America/Denver"}
     key = "incoming/timezones/3.csv"
-    record = drop(key, csv_bytes(ZONES_HEADER, [["a", "Europe/Nowhere"], ["b", "Europe/Paris"], ["b", "Europe/Rome"]]))
+    record = drop(key, csv_bytes(ZONES_HEADER,
+                                 [["a", "Europe/Nowhere"], ["b", "Europe/Paris"], ["b", "Europe/Rome"]]))
     assert (record.rows_accepted, record.rows_rejected) == (0, 3)
     assert all_zones() == {"a": "Asia/Beirut", "b": "America/Denver"}
     assert "conflicting time zones" in rejection_report(key)[2][1]
@@ -76,7 +78,8 @@ def test_ingestions_command_lists_recent_ingestions(aws, monkeypatch, capsys):
     drop("incoming/timezones/zones.csv", dataset_bytes()["timezones"])
     time.sleep(0.01)
     drop("incoming/status/with bad row.csv",
-         csv_bytes(STATUS_HEADER, [["s", "active", "2023-01-25 10:00:00 UTC"], ["s", "on", "2023-01-25 11:00:00 UTC"]]))
+         csv_bytes(STATUS_HEADER,
+                   [["s", "active", "2023-01-25 10:00:00 UTC"], ["s", "on", "2023-01-25 11:00:00 UTC"]]))
     time.sleep(0.01)
     drop("incoming/hours/nonsense.csv", b"hello,world\n")
     assert cli.main(["ingestions"]) == 0

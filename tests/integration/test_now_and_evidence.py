@@ -1,4 +1,5 @@
-"""Numbers an owner can trust: one stray row cannot move "now", as-of reports, and the evidence behind every number."""
+"""Numbers an owner can trust, over chalice's test client: one stray row cannot move "now", as-of
+reports, and the evidence behind every number (the stray guard alone: tests/unit/test_now_and_evidence.py)."""
 from __future__ import annotations
 
 import csv
@@ -53,7 +54,8 @@ def _run_parts(client: Client) -> None:
         if not got:
             return
         for message in got:
-            event = client.events.generate_sqs_event(message_bodies=[message["Body"]], queue_name=settings.report_queue)
+            event = client.events.generate_sqs_event(message_bodies=[message["Body"]],
+                                                     queue_name=settings.report_queue)
             client.lambda_.invoke("compute_report_part", event)
             sqs_client().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
@@ -77,7 +79,7 @@ def test_as_of_reports_over_http(client):
     assert view["data_now"] == "2023-01-25T14:00:00+00:00"
     assert latest[fixtures.BIG_ID][1] == "0.00" and earlier[fixtures.BIG_ID][1] == "60.00"
     by_body = client.http.post("/trigger_report", headers={"Content-Type": "application/json"},
-                               body='{"as_of": "2023-01-25 08:00:00-06:00"}')  # the same instant, Chicago time
+                               body='{"as_of": "2023-01-25 08:00:00-06:00"}')  # the same instant, Chicago
     assert by_body.status_code == 202
     assert _report(client, by_body.json_body["report_id"])[1] == earlier
 
@@ -105,11 +107,12 @@ def test_detail_report_and_fleet_summary(client):
     report_id = client.http.post("/trigger_report").json_body["report_id"]
     view, standard = _report(client, report_id)
     assert "detail.csv" in view["detail_url"] and view["detail_url"] != view["download_url"]
-    body = s3_client().get_object(Bucket=settings.bucket, Key=detail_report_key(report_id))["Body"].read().decode()
-    rows = list(csv.reader(io.StringIO(body)))
+    stored = s3_client().get_object(Bucket=settings.bucket, Key=detail_report_key(report_id))
+    rows = list(csv.reader(io.StringIO(stored["Body"].read().decode())))
     assert tuple(rows[0]) == CSV_HEADER + DETAIL_EXTRA_HEADER
-    detail = {row[0]: dict(zip(rows[0], row)) for row in rows[1:]}
-    assert {store: row[:7] for store, row in ((r[0], r) for r in rows[1:])} == standard  # standard columns first
+    detail = {row[0]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    # the standard columns first
+    assert {store: row[:7] for store, row in ((r[0], r) for r in rows[1:])} == standard
     big, silent = detail[fixtures.BIG_ID], detail[fixtures.SILENT]
     assert big["backed_hours_last_week"] == "168.00" and big["inferred_hours_last_week"] == "0.00"
     # polls at 17:00 and 18:00: the window holds both its ends

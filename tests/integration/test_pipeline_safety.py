@@ -151,8 +151,9 @@ def test_a_failed_job_tells_clients_a_code_and_a_sentence_and_the_logs_the_detai
     for secret in ("http", "127.0.0.1", "storemon-dev", "reports/", "Error", "RuntimeError", "parts/"):
         assert secret not in view["error"], secret
     assert "report id" in view["error"]
-    failures = [r for r in caplog.records if getattr(r, "report_id", None) == report_id and r.levelname == "ERROR"]
-    assert failures and getattr(failures[0], "part") == 0
+    failures = [r for r in caplog.records
+                if getattr(r, "report_id", None) == report_id and r.levelname == "ERROR"]
+    assert failures and failures[0].part == 0
     assert "storemon-dev-data" in str(failures[0].exc_info[1])
 
 
@@ -219,7 +220,8 @@ def test_a_job_that_outlives_its_csv_answers_410_not_500(client, ingested):
     for path in (f"/get_report?report_id={report_id}", f"/get_report?report_id={report_id}&format=csv"):
         response = client.http.get(path)
         assert response.status_code == 410, (path, response.body)
-        assert response.json_body["error_code"] == "REPORT_EXPIRED" and "download_url" not in response.json_body
+        assert response.json_body["error_code"] == "REPORT_EXPIRED"
+        assert "download_url" not in response.json_body
 
 
 # -- defect 9: every API error is JSON ---------------------------------------------------
@@ -244,7 +246,8 @@ def test_formats_we_cannot_produce_answer_406(client, ingested):
     assert accept.status_code == 406 and accept.json_body["status_code"] == 406
     assert client.http.post("/trigger_report", headers={"Accept": "application/xml"}).status_code == 406
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-    assert client.http.get(f"/get_report?report_id={report_id}", headers={"Accept": browser}).status_code == 200
+    from_a_browser = client.http.get(f"/get_report?report_id={report_id}", headers={"Accept": browser})
+    assert from_a_browser.status_code == 200
     assert client.http.get(f"/get_report?report_id={report_id}&format=json").json_body["status"] == "Complete"
 
 
@@ -262,8 +265,8 @@ def test_an_unexpected_error_answers_json_500_without_details(client, aws, monke
 def test_with_storemon_api_key_set_the_app_checks_x_api_key(client, ingested, monkeypatch):
     monkeypatch.setenv("STOREMON_API_KEY", "s3cret-key")
     for headers in ({}, {"x-api-key": "wrong"}):
-        for call in (lambda: client.http.post("/trigger_report", headers=headers),
-                     lambda: client.http.get(f"/get_report?report_id={uuid.uuid4()}", headers=headers)):
+        for call in (lambda h=headers: client.http.post("/trigger_report", headers=h),
+                     lambda h=headers: client.http.get(f"/get_report?report_id={uuid.uuid4()}", headers=h)):
             response = call()
             assert response.status_code == 401 and "x-api-key" in response.json_body["error"]
     response = client.http.post("/trigger_report", headers={"x-api-key": "s3cret-key"})
@@ -396,8 +399,8 @@ def test_a_second_delivery_of_a_file_being_ingested_stops_at_the_claim(aws, monk
     from chalicelib.storage.ingestions import IngestionRepository
 
     key = "incoming/status/claimed.csv"
-    etag = s3_client().put_object(Bucket=settings.bucket, Key=key,
-                                  Body=f"{STATUS_HEADER}\nc-1,active,2023-01-25 17:00:00 UTC\n".encode())["ETag"]
+    body = f"{STATUS_HEADER}\nc-1,active,2023-01-25 17:00:00 UTC\n".encode()
+    etag = s3_client().put_object(Bucket=settings.bucket, Key=key, Body=body)["ETag"]
     drop = S3Drop(settings.bucket, key, etag.strip('"'))
     records = IngestionRepository()
     assert records.claim(drop.ingestion_id, "first delivery") is not None  # still ingesting
@@ -410,7 +413,8 @@ def test_a_second_delivery_of_a_file_being_ingested_stops_at_the_claim(aws, monk
     # the first worker died: once its claim has run out, the next delivery takes over
     import time as real_time
     later = real_time.time() + 1000
-    monkeypatch.setattr("chalicelib.storage.ingestions.time", type("Clock", (), {"time": staticmethod(lambda: later)}))
+    monkeypatch.setattr("chalicelib.storage.ingestions.time",
+                        type("Clock", (), {"time": staticmethod(lambda: later)}))
     third = ingest_drop(drop, settings)
     assert (third.status, int(third.rows_accepted)) == ("Complete", 1)
     assert records.claim(drop.ingestion_id, "after") is None  # done: nobody claims it again
@@ -419,7 +423,8 @@ def test_a_second_delivery_of_a_file_being_ingested_stops_at_the_claim(aws, monk
 
 # -- presigned URLs expire ---------------------------------------------------------------
 
-def test_download_urls_expire_after_15_minutes_by_default_and_the_setting_is_used(client, ingested, monkeypatch):
+def test_download_urls_expire_after_15_minutes_by_default_and_the_setting_is_used(client, ingested,
+                                                                                  monkeypatch):
     """The emulator does not enforce expiry, so the signed parameter is what is checked."""
     import dataclasses
     from urllib.parse import parse_qs, urlparse
@@ -446,7 +451,8 @@ def test_the_packaged_api_requires_an_api_key_on_every_route_and_method():
     from storemon_app.stack import StackApplier, load_template
 
     swagger = CFNSwaggerGenerator().generate_swagger(app_module.app)
-    assert swagger["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    assert swagger["securityDefinitions"]["api_key"] == {"type": "apiKey", "name": "x-api-key",
+                                                         "in": "header"}
     methods = {(path, method): spec.get("security") for path, ops in swagger["paths"].items()
                for method, spec in ops.items()}
     assert {("/trigger_report", "post"), ("/trigger_report", "get"), ("/get_report", "get")} <= set(methods)
@@ -493,7 +499,8 @@ def test_malformed_and_dead_lettered_ingest_events_end_in_a_recorded_failure(aws
     from chalicelib.storage.ingestions import IngestionRepository
 
     take_messages(settings.ingest_queue)
-    app_module.ingest_csv_drop(client_sqs_event('{"Records": [{"eventName": "ObjectCreated:Put"}]}', ""), None)
+    app_module.ingest_csv_drop(client_sqs_event('{"Records": [{"eventName": "ObjectCreated:Put"}]}', ""),
+                               None)
     assert len(_dlq_bodies(settings.ingest_queue)) == 1
 
     key = "incoming/status/poison.csv"
@@ -501,7 +508,8 @@ def test_malformed_and_dead_lettered_ingest_events_end_in_a_recorded_failure(aws
         "bucket": {"name": settings.bucket}, "object": {"key": key, "eTag": "abc"}}}]})
     app_module.ingest_dead_letters(client_sqs_event(notification, ""), None)
     record = IngestionRepository().get(f"s3://{settings.bucket}/{key}#abc")
-    assert record.status == "Failed" and "dead-lettered" in record.error and "put the file again" in record.error
+    assert record.status == "Failed"
+    assert "dead-lettered" in record.error and "put the file again" in record.error
 
 
 # -- structured logs -----------------------------------------------------------------------
@@ -526,7 +534,8 @@ def test_every_step_logs_a_json_line_with_its_ids(client, ingested, caplog):
     assert {"report triggered", "report part done"} <= {line["message"] for line in mine}
     parts = [line for line in mine if line["message"] == "report part done"]
     assert len(parts) == settings.report_parts
-    assert all(line["request_id"].startswith("req-") and "part" in line and line["message_id"] for line in parts)
+    assert all(line["request_id"].startswith("req-") and "part" in line and line["message_id"]
+               for line in parts)
 
 
 # -- fault tests (bounded, loopback only) ----------------------------------------------------
@@ -559,6 +568,7 @@ def test_a_part_whose_invocation_is_lost_is_redelivered_and_the_report_completes
 def test_a_worker_that_cannot_reach_storage_ends_failed_with_a_clear_reason(client, ingested, monkeypatch):
     import boto3
     from botocore.config import Config
+    from botocore.exceptions import EndpointConnectionError
     from chalicelib.aws import _region
 
     report_id = trigger(client)
@@ -566,10 +576,11 @@ def test_a_worker_that_cannot_reach_storage_ends_failed_with_a_clear_reason(clie
                                config=Config(retries={"max_attempts": 1}, connect_timeout=1))
     monkeypatch.setattr("chalicelib.reporting.s3_client", lambda: unreachable)
     body = take_messages(settings.report_queue)[0]["Body"]
-    for attempt in range(1, app_module.MAX_PART_ATTEMPTS):
-        with pytest.raises(Exception):
+    for _attempt in range(1, app_module.MAX_PART_ATTEMPTS):
+        with pytest.raises(EndpointConnectionError):
             app_module.compute_report_part(
-                client.events.generate_sqs_event(message_bodies=[body], queue_name=settings.report_queue), None)
+                client.events.generate_sqs_event(message_bodies=[body], queue_name=settings.report_queue),
+                None)
         assert view_of(client, report_id)["status"] == "Running"
     deliver_part(client, body, attempts=app_module.MAX_PART_ATTEMPTS)
     view = view_of(client, report_id)

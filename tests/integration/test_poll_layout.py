@@ -79,7 +79,8 @@ def test_a_week_fed_hourly_reports_the_same_bytes_as_one_bulk_load(aws):
     assert largest_block <= TINY_BUDGET + 120  # the blob fits the budget; the key and TTL are the rest
     assert any("base" in item for item in items), "nothing was compacted"
     # finished days were compacted: a handful of blocks each, not one per drop
-    finished_day = day_key(shard_of(rows[0][0], settings.poll_shards), int(fixtures.NOW.timestamp()) // DAY * DAY - DAY)
+    finished_day = day_key(shard_of(rows[0][0], settings.poll_shards),
+                           int(fixtures.NOW.timestamp()) // DAY * DAY - DAY)
     directory = PollDirectory.get(finished_day)
     assert len(directory.segments or ()) <= 2 and directory.base
 
@@ -159,7 +160,8 @@ def test_a_shard_map_too_big_for_one_item_is_paged_and_replaced_store_by_store(a
     repository.replace(changed)
     assert repository.read([0]) == {**schedules, **changed}
     head = BusinessHoursShard.get(0)
-    assert {item.shard for item in BusinessHoursShard.scan() if item.shard >= PAGE_KEY_BASE} == set(head.pages)
+    pages = {item.shard for item in BusinessHoursShard.scan() if item.shard >= PAGE_KEY_BASE}
+    assert pages == set(head.pages)
     # and a map that fits again goes back into its head
     small = business_hours_repository(1, item_budget=10_000_000)
     small.replace({"one-more": [[1, 0, 60]]})

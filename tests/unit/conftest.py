@@ -16,6 +16,7 @@ def _no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.client import BaseClient
 
     def refuse(self: Any, operation: str, params: Any) -> Any:
-        raise AwsCallInUnitTest(f"{operation}: unit tests make no AWS calls (move the test to tests/integration)")
+        raise AwsCallInUnitTest(f"{operation}: unit tests make no AWS calls "
+                                "(move the test to tests/integration)")
 
     monkeypatch.setattr(BaseClient, "_make_api_call", refuse)

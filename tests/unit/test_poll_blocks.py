@@ -7,7 +7,14 @@ from collections import defaultdict
 import pytest
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from chalicelib.storage.blocks import BlockError, block_id, block_size, decode_block, encode_block, pack_blocks
+from chalicelib.storage.blocks import (
+    BlockError,
+    block_id,
+    block_size,
+    decode_block,
+    encode_block,
+    pack_blocks,
+)
 from chalicelib.storage.polls import DAY
 
 

@@ -12,7 +12,8 @@ from storemon_app.stack import StackApplier, TemplateError, load_template
 
 
 NAME_VARIABLES = {
-    "POLLS_TABLE": "PollsTable", "BUSINESS_HOURS_TABLE": "BusinessHoursTable", "TIMEZONES_TABLE": "TimezonesTable",
+    "POLLS_TABLE": "PollsTable", "BUSINESS_HOURS_TABLE": "BusinessHoursTable",
+    "TIMEZONES_TABLE": "TimezonesTable",
     "REPORT_JOBS_TABLE": "ReportJobsTable", "INGESTIONS_TABLE": "IngestionsTable",
     "DATASET_STATE_TABLE": "DatasetStateTable", "OWNER_KEYS_TABLE": "OwnerKeysTable",
     "DATA_BUCKET": "DataBucket", "REPORT_QUEUE": "ReportQueue",
@@ -75,9 +76,11 @@ def test_stateful_resources_say_what_happens_to_their_data():
     """Chosen, not defaulted (README, Deploying): data is retained, queues go with the stack."""
     for logical, resource in load_template()["Resources"].items():
         if resource["Type"] in ("AWS::DynamoDB::Table", "AWS::S3::Bucket"):
-            assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain", "Retain"), logical
+            assert (resource["DeletionPolicy"], resource["UpdateReplacePolicy"]) == ("Retain",
+                                                                                     "Retain"), logical
         if resource["Type"] == "AWS::SQS::Queue":
-            assert resource["DeletionPolicy"] == "Delete" and "MessageRetentionPeriod" in resource["Properties"]
+            assert resource["DeletionPolicy"] == "Delete"
+            assert "MessageRetentionPeriod" in resource["Properties"]
 
 
 def test_a_job_record_is_kept_no_longer_than_its_csv():
@@ -94,8 +97,6 @@ def test_a_job_record_is_kept_no_longer_than_its_csv():
 def test_the_policy_lets_a_missing_object_be_told_from_a_forbidden_one(stage):
     """Without s3:ListBucket on the bucket, S3 answers a missing key with 403 AccessDenied, not
     NoSuchKey: a drop deleted before processing would crash-loop to the DLQ with no record."""
-    from storemon_app.runtime import PROJECT_ROOT
-
     policy = json.loads((PROJECT_ROOT / ".chalice" / f"policy-{stage}.json").read_text())
     granted: dict[str, set[str]] = {}
     for statement in policy["Statement"]:
