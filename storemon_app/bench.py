@@ -23,10 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.datasets import find_dataset
+from storemon_app.paths import OUT_DIR, PROJECT_ROOT
 
-BENCH_DATA = PROJECT_ROOT / "out" / "bench-data"
-RESULTS_DIR = PROJECT_ROOT / "out" / "bench"
+BENCH_DATA = OUT_DIR / "bench-data"
+RESULTS_DIR = OUT_DIR / "bench"
 
 
 def _peak_rss_mb(pid: int) -> Optional[float]:
@@ -113,7 +114,6 @@ class RunResult:
 
 
 def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
-    from storemon_app.cli import find_dataset
     from storemon_app.runtime import LocalStack, free_port
 
     files = find_dataset(data)
@@ -324,8 +324,6 @@ def _wait_for_ingestion(source: str, timeout: float = 600) -> dict[str, Any]:
 def run_hourly_week(data: Path, workers: int, reports: int = 3) -> HourlyWeekResult:
     """The week fed as production feeds it (one file per hour through S3 -> SQS -> the ingest
     handler), then the same polls as one bulk load; reports of both, in one run."""
-    from storemon_app.cli import find_dataset
-
     files = find_dataset(data)
     hourly_files = split_hourly(files["status"], data / "hourly")
     result = HourlyWeekResult(drops=len(hourly_files))

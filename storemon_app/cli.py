@@ -25,7 +25,9 @@ import urllib.error
 from pathlib import Path
 from typing import Optional
 
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.datasets import find_dataset
+from storemon_app.errors import CommandError
+from storemon_app.paths import OUT_DIR, PROJECT_ROOT
 
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
@@ -44,39 +46,8 @@ from storemon_app.runtime import (  # noqa: E402
     stop_on_signals,
 )
 
-SAMPLE_DIR = PROJECT_ROOT / "out" / "sample-data"
+SAMPLE_DIR = OUT_DIR / "sample-data"
 DEFAULT_REPORT_PATH = Path("out") / "report.csv"
-DATA_FILES = {
-    "status": ("store_status.csv",),
-    "hours": ("menu_hours.csv", "business_hours.csv"),
-    "timezones": ("timezones.csv",),
-}
-#: By the specification a store without hours is open 24x7 and one without a zone is in
-#: America/Chicago, so only the polls are required.
-OPTIONAL_KINDS = {"hours", "timezones"}
-
-
-class CommandError(Exception):
-    """A failure to show the user as one line, with exit status 1."""
-
-
-def find_dataset(directory: Path) -> dict[str, Path]:
-    """The input files of a data directory, by kind (hours and zones may be absent)."""
-    if not directory.is_dir():
-        raise CommandError(f"{directory}: no such directory")
-    found = {}
-    for kind, names in DATA_FILES.items():
-        for name in names:
-            if (directory / name).is_file():
-                found[kind] = directory / name
-                break
-        else:
-            if kind not in OPTIONAL_KINDS:
-                raise CommandError(f"{directory}: no {' or '.join(names)}")
-            print(f"{directory}: no {' or '.join(names)}; "
-                  f"{'every store is open 24x7' if kind == 'hours' else 'every store is in America/Chicago'}",
-                  file=sys.stderr)
-    return found
 
 
 def output_path(value: str) -> Path:

@@ -29,7 +29,7 @@ from storemon_app.runtime import (
     free_port,
     stop_on_signals,
 )
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.paths import OUT_DIR, PROJECT_ROOT
 
 PACKAGE_DIR = PROJECT_ROOT / "tools" / "dynamodb-local"
 #: Exit status of a leg skipped for want of Java (the caller decides whether that is fatal).
@@ -95,7 +95,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"DynamoDB Local leg SKIPPED: {problem}", flush=True)
         return SKIPPED
     jar = install()
-    process = start(jar, port or free_port(), PROJECT_ROOT / "out" / "logs" / "dynamodb-local.log")
+    process = start(jar, port or free_port(), OUT_DIR / "logs" / "dynamodb-local.log")
     url = f"http://127.0.0.1:{port or process.args[-1]}"
     try:
         if not command:

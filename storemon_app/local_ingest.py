@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import IO, Optional
 
 from storemon_app.progress import ProgressLine, rows_progress
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.paths import OUT_DIR
 
-REJECTIONS_DIR = PROJECT_ROOT / "out" / "rejections"
+REJECTIONS_DIR = OUT_DIR / "rejections"
 #: Order matters only for readability of a live stack: zones and hours first,
 #: so a report triggered meanwhile already sees schedules for the polls.
 KIND_ORDER = ("timezones", "hours", "status")

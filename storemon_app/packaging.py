@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storemon_app.stack import PROJECT_ROOT, TEMPLATE_PATH
+from storemon_app.paths import PROJECT_ROOT, TEMPLATE_PATH
 
 DEFAULT_REGION = "us-east-1"
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, MutableMapping, Optional
 
-from storemon_app.stack import PROJECT_ROOT, apply_stack, destroy_stack
+from storemon_app.paths import CHALICE_DIR, OUT_DIR, PROJECT_ROOT
+from storemon_app.stack import apply_stack, destroy_stack
 
 DEFAULT_EMULATOR_PORT = 4566
 DEFAULT_API_PORT = 8000
@@ -41,7 +42,7 @@ def stage_environment(stage: str, names_stage: Optional[str] = None) -> dict[str
     With ``names_stage``, resource names ``storemon-<stage>-*`` become
     ``storemon-<names_stage>-*`` (a test run's own resources on a shared emulator).
     """
-    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    config = json.loads((CHALICE_DIR / "config.json").read_text())
     try:
         stage_config = config["stages"][stage]
     except KeyError:
@@ -277,7 +278,7 @@ class LocalStack:
     stage: str = "dev"
     emulator_port: int = DEFAULT_EMULATOR_PORT
     api_port: int = DEFAULT_API_PORT
-    log_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "out" / "logs")
+    log_dir: Path = field(default_factory=lambda: OUT_DIR / "logs")
     endpoint_url: str = ""
     #: Name resources after this instead of the stage (see ``stage_environment``).
     names_stage: Optional[str] = None

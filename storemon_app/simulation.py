@@ -50,11 +50,11 @@ from chalicelib.core.report import (
     report_from_evidence,
     store_evidence,
 )
-from chalicelib.core.schedule import WeeklySchedule, business_intervals, clip_spans, merge_spans
+from chalicelib.core.schedule import WeeklySchedule, business_intervals, clip_spans, contains, merge_spans
+from storemon_app.paths import SHARED_REAL
 
 HOUR = 3600
 DAY = 86_400
-SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
 @dataclass(frozen=True)
@@ -272,15 +272,10 @@ def simulate(scenario: Scenario, seed: int = 1) -> Iterator[SimulatedStore]:
             if _unheard(moment, gap, timeline):
                 continue
             up = timeline.is_up(moment)
-            if inactive_when_closed and not _inside(business, moment):
+            if inactive_when_closed and not contains(business, moment):
                 up = False
             polls.append(Poll(moment, up))
         yield SimulatedStore(store_id, rows, zone, timeline, polls, kind)
-
-
-def _inside(spans: Sequence[tuple[int, int]], instant: int) -> bool:
-    index = bisect.bisect_right(spans, (instant, math.inf)) - 1
-    return index >= 0 and spans[index][0] <= instant < spans[index][1]
 
 
 def _profile(rng: random.Random, scenario: Scenario, real_schedules: list[list[tuple[int, int, int]]],

@@ -19,8 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_PATH = PROJECT_ROOT / "infra" / "resources.json"
+from storemon_app.paths import TEMPLATE_PATH
 
 
 #: moto's default account; only a fallback when the emulator cannot say (LocalStack uses 000000000000).

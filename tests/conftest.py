@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-
+from storemon_app.paths import SHARED_REAL
 
 
 @pytest.fixture

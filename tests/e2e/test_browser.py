@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from storemon_app.client import ReportClient
+from storemon_app.paths import OUT_DIR
 from tests import fixtures
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
                                 reason="no `chromium` on PATH (Debian: apt-get install chromium; "
@@ -72,7 +72,7 @@ def test_report_page_in_chromium(stack, tmp_path):
         assert in_outage == (row["outages_last_week"] != "0"), (store, row["outages_last_week"])
     assert "page 1 of 2 (60 stores)" in _chromium(tmp_path, "--dump-dom", url)
 
-    out = ROOT / "out"
+    out = OUT_DIR
     out.mkdir(exist_ok=True)
     screenshot = out / "report-page.png"
     screenshot.unlink(missing_ok=True)

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from storemon_app.runtime import free_port
+from storemon_app.paths import PROJECT_ROOT
 from tests import fixtures
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 
@@ -30,7 +29,7 @@ def test_demo_writes_the_report_and_exits_zero(tmp_path):
     fixtures.write_dataset(tmp_path / "data")
     out = tmp_path / "report.csv"
     done = subprocess.run([sys.executable, "-m", "storemon_app", "demo", "--data", str(tmp_path / "data"),
-                           "--out", str(out)], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                           "--out", str(out)], cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True,
                           timeout=180)
     assert done.returncode == 0, done.stderr
     with open(out, newline="") as handle:
@@ -45,7 +44,7 @@ def test_demo_writes_the_report_and_exits_zero(tmp_path):
 
 def test_demo_fails_with_a_reason(tmp_path):
     done = subprocess.run([sys.executable, "-m", "storemon_app", "demo", "--data", str(tmp_path)],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+                          cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "no store_status.csv" in done.stderr
 
@@ -78,7 +77,7 @@ def _start_up(*extra: str) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen(
         [sys.executable, "-m", "storemon_app", "up", "--empty", "--api-port", str(api_port),
          "--emulator-port", str(emulator_port), *extra],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
     for line in process.stdout:
         if "storemon is up" in line or time.monotonic() > deadline:
@@ -115,7 +114,7 @@ def test_demo_stopped_midway_stops_every_child(tmp_path, stop_signal):
     process = subprocess.Popen([sys.executable, "-m", "storemon_app", "demo", "--data",
                                 str(tmp_path / "data"),
                                 "--out", str(tmp_path / "r.csv")],
-                               cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
         deadline = time.monotonic() + 90
@@ -163,7 +162,7 @@ def test_a_stale_stack_is_named_when_its_port_is_in_use(tmp_path):
         done = subprocess.run([sys.executable, "-m", "storemon_app", "up", "--empty", "--emulator-port",
                                str(port),
                                "--api-port", str(free_port())],
-                              cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+                              cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     finally:
         stale.kill()
         stale.wait()
@@ -181,7 +180,7 @@ def test_demo_with_polls_only(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
     done = subprocess.run([sys.executable, "-m", "storemon_app", "demo", "--data", str(tmp_path / "data"),
                            "--out", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert "every store is open 24x7" in done.stderr and "America/Chicago" in done.stderr
     with open(out, newline="") as handle:

@@ -10,14 +10,13 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from storemon_app.paths import PROJECT_ROOT
 from storemon_app.runtime import LocalStack, external_endpoints, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 CLOSED = "http://127.0.0.1:9"  # discard port: nothing answers
 
 
@@ -83,5 +82,5 @@ def test_in_process_tests_ignore_exported_endpoint_variables():
         del env[name]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                            "tests/integration/test_infra.py::test_applied_stack_has_ttl_and_notification"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]

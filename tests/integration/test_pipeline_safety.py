@@ -299,9 +299,9 @@ def _report_queue_visibility() -> int:
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
 def test_report_queue_timeouts_let_three_attempts_finish_before_the_deadline(stage):
-    from storemon_app.runtime import PROJECT_ROOT
+    from storemon_app.paths import CHALICE_DIR
 
-    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())["stages"][stage]
+    config = json.loads((CHALICE_DIR / "config.json").read_text())["stages"][stage]
     function_timeout = config["lambda_functions"]["compute_report_part"]["lambda_timeout"]
     visibility = _report_queue_visibility()
     assert function_timeout < visibility <= 120  # retried within 2 minutes, never while still running

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import pytest
 
 from storemon_app import cli
 
-ROOT = Path(__file__).resolve().parents[2]
 MY_COMMANDS = ("demo", "up", "ingest", "pump", "ingestions", "report", "package")
 
 

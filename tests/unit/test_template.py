@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from storemon_app.runtime import PROJECT_ROOT, stage_environment
+from storemon_app.paths import CHALICE_DIR
+from storemon_app.runtime import stage_environment
 from storemon_app.stack import StackApplier, TemplateError, load_template
 
 
@@ -34,8 +35,8 @@ def test_stage_names_match_template(stage):
 
 def test_policy_files_cover_stage_resources():
     for stage in ("dev", "prod"):
-        config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())["stages"][stage]
-        policy = json.loads((PROJECT_ROOT / ".chalice" / config["iam_policy_file"]).read_text())
+        config = json.loads((CHALICE_DIR / "config.json").read_text())["stages"][stage]
+        policy = json.loads((CHALICE_DIR / config["iam_policy_file"]).read_text())
         text = json.dumps(policy)
         assert f"storemon-{stage}-" in text and config["autogen_policy"] is False
 
@@ -97,7 +98,7 @@ def test_a_job_record_is_kept_no_longer_than_its_csv():
 def test_the_policy_lets_a_missing_object_be_told_from_a_forbidden_one(stage):
     """Without s3:ListBucket on the bucket, S3 answers a missing key with 403 AccessDenied, not
     NoSuchKey: a drop deleted before processing would crash-loop to the DLQ with no record."""
-    policy = json.loads((PROJECT_ROOT / ".chalice" / f"policy-{stage}.json").read_text())
+    policy = json.loads((CHALICE_DIR / f"policy-{stage}.json").read_text())
     granted: dict[str, set[str]] = {}
     for statement in policy["Statement"]:
         if statement["Effect"] == "Allow":
