@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_packaging(commands)
     from storemon_app.keys import register_commands as register_keys
 
-    register_keys(commands)
+    register_keys(commands, connect=_connect)
     return parser
 
 
