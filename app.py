@@ -56,7 +56,7 @@ MAX_PART_ATTEMPTS = 3
 #: A job Running longer than this is reported Failed (its worker died unseen). Sized to the
 #: retries: a part takes ~1 s, its function times out at 30 s, and a failed or lost delivery
 #: comes back after the report queue's 90 s visibility timeout, so 3 attempts end within
-#: 2 x 90 + 30 = 210 s (tests/test_pipeline_safety.py checks the three settings agree).
+#: 2 x 90 + 30 = 210 s (tests/integration/test_pipeline_safety.py checks the three settings agree).
 REPORT_TIMEOUT_SECONDS = 5 * 60
 
 

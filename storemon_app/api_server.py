@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Optional
 
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.paths import PROJECT_ROOT
 
 
 def main(argv: Optional[list[str]] = None) -> int:

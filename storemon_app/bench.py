@@ -23,10 +23,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.datasets import find_dataset
+from storemon_app.paths import OUT_DIR, PROJECT_ROOT
 
-BENCH_DATA = PROJECT_ROOT / "out" / "bench-data"
-RESULTS_DIR = PROJECT_ROOT / "out" / "bench"
+BENCH_DATA = OUT_DIR / "bench-data"
+RESULTS_DIR = OUT_DIR / "bench"
 
 
 def _peak_rss_mb(pid: int) -> Optional[float]:
@@ -113,7 +114,6 @@ class RunResult:
 
 
 def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
-    from storemon_app.cli import find_dataset
     from storemon_app.runtime import LocalStack, free_port
 
     files = find_dataset(data)
@@ -128,10 +128,11 @@ def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
         stack.start_emulator()
         stack.create_resources()
         env = dict(os.environ)
-        ingested = _cli("ingest", "--json", "--timezones", str(files["timezones"]), "--hours", str(files["hours"]),
-                        "--status", str(files["status"]), env=env)
+        ingested = _cli("ingest", "--json", "--timezones", str(files["timezones"]),
+                        "--hours", str(files["hours"]), "--status", str(files["status"]), env=env)
         result.ingest = [line for line in ingested if "file" in line]
-        result.ingest_rss_mb = next(line["peak_rss_mb"] for line in ingested if line.get("process") == "ingest")
+        result.ingest_rss_mb = next(line["peak_rss_mb"] for line in ingested
+                                    if line.get("process") == "ingest")
 
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         drop = RESULTS_DIR / f"hourly_drop-{data.name}.csv"
@@ -323,8 +324,6 @@ def _wait_for_ingestion(source: str, timeout: float = 600) -> dict[str, Any]:
 def run_hourly_week(data: Path, workers: int, reports: int = 3) -> HourlyWeekResult:
     """The week fed as production feeds it (one file per hour through S3 -> SQS -> the ingest
     handler), then the same polls as one bulk load; reports of both, in one run."""
-    from storemon_app.cli import find_dataset
-
     files = find_dataset(data)
     hourly_files = split_hourly(files["status"], data / "hourly")
     result = HourlyWeekResult(drops=len(hourly_files))
@@ -465,12 +464,16 @@ def register_commands(commands: Any) -> None:
     bench = commands.add_parser("bench", help="time the whole pipeline at scale on the embedded emulator")
     bench.add_argument("--scenario", nargs="+", default=["old-full"],
                        help="simulator scenarios (old-full, new-full, new-last8, uuid-week, fleet-10x) or "
-                            "hourly-week: uuid-week fed as hourly S3 drops, against a bulk load (default: old-full)")
-    bench.add_argument("--runs", type=int, default=3, help="runs per scenario; medians are reported (default: 3)")
+                            "hourly-week: uuid-week fed as hourly S3 drops, against a bulk load "
+                            "(default: old-full)")
+    bench.add_argument("--runs", type=int, default=3,
+                       help="runs per scenario; medians are reported (default: 3)")
     bench.add_argument("--workers", type=int, default=2, help="worker (pump) processes (default: 2)")
-    bench.add_argument("--parts", type=int, default=None, help="report parts (default: the stage's REPORT_PARTS)")
+    bench.add_argument("--parts", type=int, default=None,
+                       help="report parts (default: the stage's REPORT_PARTS)")
     bench.add_argument("--seed", type=int, default=1)
     bench.add_argument("--data", help="bench this data directory instead of a generated scenario")
     bench.add_argument("--hourly", action="store_true",
-                       help="with --data: feed it as hourly drops and compare with a bulk load (as hourly-week)")
+                       help="with --data: feed it as hourly drops and compare with a bulk load "
+                            "(as hourly-week)")
     bench.set_defaults(func=cmd_bench)

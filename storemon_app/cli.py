@@ -25,7 +25,9 @@ import urllib.error
 from pathlib import Path
 from typing import Optional
 
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.datasets import find_dataset
+from storemon_app.errors import CommandError
+from storemon_app.paths import OUT_DIR, PROJECT_ROOT
 
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
@@ -44,39 +46,8 @@ from storemon_app.runtime import (  # noqa: E402
     stop_on_signals,
 )
 
-SAMPLE_DIR = PROJECT_ROOT / "out" / "sample-data"
+SAMPLE_DIR = OUT_DIR / "sample-data"
 DEFAULT_REPORT_PATH = Path("out") / "report.csv"
-DATA_FILES = {
-    "status": ("store_status.csv",),
-    "hours": ("menu_hours.csv", "business_hours.csv"),
-    "timezones": ("timezones.csv",),
-}
-#: By the specification a store without hours is open 24x7 and one without a zone is in
-#: America/Chicago, so only the polls are required.
-OPTIONAL_KINDS = {"hours", "timezones"}
-
-
-class CommandError(Exception):
-    """A failure to show the user as one line, with exit status 1."""
-
-
-def find_dataset(directory: Path) -> dict[str, Path]:
-    """The input files of a data directory, by kind (hours and zones may be absent)."""
-    if not directory.is_dir():
-        raise CommandError(f"{directory}: no such directory")
-    found = {}
-    for kind, names in DATA_FILES.items():
-        for name in names:
-            if (directory / name).is_file():
-                found[kind] = directory / name
-                break
-        else:
-            if kind not in OPTIONAL_KINDS:
-                raise CommandError(f"{directory}: no {' or '.join(names)}")
-            print(f"{directory}: no {' or '.join(names)}; "
-                  f"{'every store is open 24x7' if kind == 'hours' else 'every store is in America/Chicago'}",
-                  file=sys.stderr)
-    return found
 
 
 def output_path(value: str) -> Path:
@@ -167,7 +138,8 @@ def summarise_report(path: Path, detail: Optional[Path] = None) -> str:
         with open(detail, newline="") as handle:
             for row in csv.DictReader(handle):
                 business = float(row["business_hours_last_week"])
-                inferred[row["store_id"]] = float(row["inferred_hours_last_week"]) / business if business else 0.0
+                inferred_hours = float(row["inferred_hours_last_week"])
+                inferred[row["store_id"]] = inferred_hours / business if business else 0.0
     up = sum(float(r[3]) for r in rows)
     down = sum(float(r[6]) for r in rows)
     share = up / (up + down) if up + down else 0.0
@@ -182,8 +154,8 @@ def summarise_report(path: Path, detail: Optional[Path] = None) -> str:
              "most offline last week: " + ", ".join(label(r) for r in worst)]
     if inferred:
         little = sum(1 for value in inferred.values() if value > 0.5)
-        lines.append(f"{little:,} of {len(inferred):,} stores rest on little evidence (more than half of their "
-                     f"week inferred, not backed by a poll within 1.5 h); details: {detail}")
+        lines.append(f"{little:,} of {len(inferred):,} stores rest on little evidence (more than half "
+                     f"of their week inferred, not backed by a poll within 1.5 h); details: {detail}")
     return "\n".join(lines)
 
 
@@ -220,7 +192,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 class _OneLineWhenUnreachable(logging.Filter):
-    """The pump retries every queue every second; an emulator that went away is one line, not a traceback each time."""
+    """The pump retries every queue every second; an emulator that went away is one line, not a
+    traceback each time."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
@@ -301,7 +274,8 @@ def _connect(args: argparse.Namespace) -> None:
         prepare_environment(args.stage, url)
         return
     # the environment's endpoints; services it leaves out go to the local stack of `up`
-    prepare_environment(args.stage, os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
+    prepare_environment(args.stage,
+                        os.environ.get("AWS_ENDPOINT_URL") or f"http://127.0.0.1:{DEFAULT_EMULATOR_PORT}")
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -363,7 +337,8 @@ def cmd_ingestions(args: argparse.Namespace) -> int:
     if not records:
         print("no ingestions yet")
         return 0
-    print(f"{'started (UTC)':20} {'status':9} {'kind':9} {'accepted':>10} {'rejected':>9} {'secs':>6}  source")
+    print(f"{'started (UTC)':20} {'status':9} {'kind':9} {'accepted':>10} {'rejected':>9} "
+          f"{'secs':>6}  source")
     for r in records:
         seconds = (r.finished_at - r.started_at).total_seconds() if r.finished_at else float("nan")
         print(f"{r.started_at:%Y-%m-%d %H:%M:%S} {r.status:9} {r.kind or '-':9} {int(r.rows_accepted):>10,} "
@@ -374,7 +349,8 @@ def cmd_ingestions(args: argparse.Namespace) -> int:
             print(f"{'':20} rejected rows: {r.error_report_key}")
         if getattr(r, "counts", None):
             counts = json.loads(r.counts)
-            print(f"{'':20} " + ", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in sorted(counts.items())))
+            print(f"{'':20} " + ", ".join(f"{value:,} {name.replace('_', ' ')}"
+                                          for name, value in sorted(counts.items())))
     return 0
 
 
@@ -397,33 +373,41 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", default="dev", help="stage of .chalice/config.json (default: dev)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what the handlers do")
-    parser.add_argument("--endpoint", help="an AWS endpoint URL for every service, or 'localstack' (LocalStack's, "
-                                           "from AWS_ENDPOINT_URL or LOCALSTACK_HOST, default localhost:4566), or, "
-                                           "for ingest, ingestions, pump and keys, 'aws' for real AWS. Default: the "
-                                           "AWS_ENDPOINT_URL* variables; else demo and up start moto's server, and "
-                                           "the other commands use http://127.0.0.1:4566")
+    parser.add_argument("--endpoint",
+                        help="an AWS endpoint URL for every service, or 'localstack' (LocalStack's, "
+                             "from AWS_ENDPOINT_URL or LOCALSTACK_HOST, default localhost:4566), or, "
+                             "for ingest, ingestions, pump and keys, 'aws' for real AWS. Default: the "
+                             "AWS_ENDPOINT_URL* variables; else demo and up start moto's server, and "
+                             "the other commands use http://127.0.0.1:4566")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser("demo", help="the whole flow once on an embedded emulator: ingest, report, download")
+    demo = commands.add_parser("demo",
+                               help="the whole flow once on an embedded emulator: ingest, report, download")
     demo.add_argument("--data", help="directory with store_status.csv and, optionally, menu_hours.csv (or "
                                      "business_hours.csv) and timezones.csv (default: a generated sample)")
     demo.add_argument("--out", default=str(DEFAULT_REPORT_PATH),
                       help="where to write the CSV; its directory must exist (default: out/report.csv)")
-    demo.add_argument("--workers", type=positive_int, default=2, help="parallel queue-handler invocations (default: 2)")
+    demo.add_argument("--workers", type=positive_int, default=2,
+                      help="parallel queue-handler invocations (default: 2)")
     demo.set_defaults(func=cmd_demo)
 
     up = commands.add_parser("up", help="start the local stack and keep it running (Ctrl-C stops it)")
-    up.add_argument("--data", help="data directory to ingest at start, as for demo (default: the generated sample)")
+    up.add_argument("--data",
+                    help="data directory to ingest at start, as for demo (default: the generated sample)")
     up.add_argument("--empty", action="store_true", help="ingest nothing at start")
     up.add_argument("--api-port", type=positive_int, default=DEFAULT_API_PORT,
                     help=f"port of the API server (default: {DEFAULT_API_PORT})")
     up.add_argument("--emulator-port", type=positive_int, default=DEFAULT_EMULATOR_PORT,
-                    help=f"port of moto's server, when no AWS_ENDPOINT_URL is set (default: {DEFAULT_EMULATOR_PORT})")
-    up.add_argument("--workers", type=positive_int, default=2, help="parallel queue-handler invocations (default: 2)")
+                    help=f"port of moto's server, when no AWS_ENDPOINT_URL is set "
+                         f"(default: {DEFAULT_EMULATOR_PORT})")
+    up.add_argument("--workers", type=positive_int, default=2,
+                    help="parallel queue-handler invocations (default: 2)")
     up.set_defaults(func=cmd_up)
 
-    ingest = commands.add_parser("ingest", help="load CSV files into the tables (streaming); each option may repeat")
-    ingest.add_argument("--status", action="append", metavar="FILE", help="polls: store_id,status,timestamp_utc")
+    ingest = commands.add_parser("ingest",
+                                 help="load CSV files into the tables (streaming); each option may repeat")
+    ingest.add_argument("--status", action="append", metavar="FILE",
+                        help="polls: store_id,status,timestamp_utc")
     ingest.add_argument("--hours", action="append", metavar="FILE",
                         help="business hours: store_id,day (or dayOfWeek),start_time_local,end_time_local")
     ingest.add_argument("--timezones", action="append", metavar="FILE", help="zones: store_id,timezone_str")
@@ -431,16 +415,20 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=cmd_ingest)
 
     pump = commands.add_parser("pump", help="deliver SQS messages to the queue handlers until stopped")
-    pump.add_argument("--workers", type=positive_int, default=1, help="parallel invocations in this process (default: 1)")
+    pump.add_argument("--workers", type=positive_int, default=1,
+                      help="parallel invocations in this process (default: 1)")
     pump.set_defaults(func=cmd_pump)
 
-    ingestions = commands.add_parser("ingestions", help="list recent ingestions: rows accepted, rejected, errors")
-    ingestions.add_argument("--limit", type=positive_int, default=20, help="how many, newest first (default: 20)")
+    ingestions = commands.add_parser("ingestions",
+                                     help="list recent ingestions: rows accepted, rejected, errors")
+    ingestions.add_argument("--limit", type=positive_int, default=20,
+                            help="how many, newest first (default: 20)")
     ingestions.set_defaults(func=cmd_ingestions)
 
     report = commands.add_parser("report", help="trigger a report on a running API, wait, download the CSV")
     report.add_argument("--api", default=f"http://127.0.0.1:{DEFAULT_API_PORT}",
-                        help=f"the API's base URL (default: http://127.0.0.1:{DEFAULT_API_PORT}, the one of up)")
+                        help=f"the API's base URL (default: http://127.0.0.1:{DEFAULT_API_PORT}, "
+                             "the one of up)")
     report.add_argument("--out", default=str(DEFAULT_REPORT_PATH),
                         help="where to write the CSV; its directory must exist (default: out/report.csv)")
     report.set_defaults(func=cmd_report)
@@ -462,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_packaging(commands)
     from storemon_app.keys import register_commands as register_keys
 
-    register_keys(commands)
+    register_keys(commands, connect=_connect)
     return parser
 
 

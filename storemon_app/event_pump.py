@@ -102,7 +102,8 @@ class EventPump:
         messages = response.get("Messages", [])
         if not messages:
             return 0
-        arn = sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes = sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        arn = attributes["Attributes"]["QueueArn"]
         event = lambda_sqs_event(messages, arn, sqs_client().meta.region_name)
         started = time.perf_counter()
         cpu_started = time.thread_time()

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
+
+from storemon_app.errors import CommandError
 
 #: Shortest prefix ``revoke`` accepts: a key id is 12 hex characters.
 MIN_PREFIX = 4
@@ -26,7 +28,6 @@ def read_store_ids(text: Optional[str], path: Optional[Path]) -> list[str]:
     the file, line and reason of every malformed id."""
     from chalicelib.core.parsing import InvalidField, parse_store_id
     from chalicelib.owner_keys import MAX_SCOPE_STORES
-    from storemon_app.cli import CommandError
 
     if path is not None:
         if not path.is_file():
@@ -62,7 +63,6 @@ def _gateway() -> Any:
 def register_gateway_key(stage: str, name: str, secret: str) -> str:
     """Create an API Gateway key with ``secret`` as its value in the usage plan
     ``storemon-<stage>`` (infra/resources.json); its id."""
-    from storemon_app.cli import CommandError
 
     gateway = _gateway()
     plans = [plan for page in gateway.get_paginator("get_usage_plans").paginate()
@@ -78,13 +78,12 @@ def register_gateway_key(stage: str, name: str, secret: str) -> str:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from chalicelib.owner_keys import new_secret
     from chalicelib.storage.owner_keys import KEY_ID_LENGTH, OwnerKeyRepository, key_hash
-    from storemon_app.cli import CommandError, _connect
 
     stores = read_store_ids(args.stores, Path(args.stores_file) if args.stores_file else None)
     owner = args.owner.strip()
     if not owner or len(owner) > 200 or not owner.isprintable():
         raise CommandError("--owner must be a printable name of at most 200 characters")
-    _connect(args)
+    args.connect(args)
     secret = new_secret()
     key_id = key_hash(secret)[:KEY_ID_LENGTH]
     gateway_key_id = None
@@ -105,9 +104,8 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
     from chalicelib.storage.owner_keys import OwnerKeyRepository
-    from storemon_app.cli import _connect
 
-    _connect(args)
+    args.connect(args)
     keys = OwnerKeyRepository().all()
     if not keys:
         print("no owner keys: every accepted key sees the whole fleet")
@@ -123,12 +121,11 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from chalicelib.storage.owner_keys import OwnerKeyRepository
-    from storemon_app.cli import CommandError, _connect
 
     prefix = args.key_id.strip().lower()
     if len(prefix) < MIN_PREFIX:
         raise CommandError(f"give at least {MIN_PREFIX} characters of the key id (./storemon keys list)")
-    _connect(args)
+    args.connect(args)
     repository = OwnerKeyRepository()
     found = repository.find(prefix)
     if len(found) != 1:
@@ -146,8 +143,11 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_commands(commands: Any) -> None:
+def register_commands(commands: Any, connect: Callable[[argparse.Namespace], None]) -> None:
+    """The ``keys`` command; ``connect`` points the process at ``--endpoint`` (the CLI's own,
+    passed in so that this module does not import the CLI that imports it)."""
     keys = commands.add_parser("keys", help="owner keys: API keys that see only a set of stores")
+    keys.set_defaults(connect=connect)
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="make a key bound to store ids; prints its secret once")
     create.add_argument("--owner", required=True, help="who the key is for (shown by list)")

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import IO, Optional
 
 from storemon_app.progress import ProgressLine, rows_progress
-from storemon_app.stack import PROJECT_ROOT
+from storemon_app.paths import OUT_DIR
 
-REJECTIONS_DIR = PROJECT_ROOT / "out" / "rejections"
+REJECTIONS_DIR = OUT_DIR / "rejections"
 #: Order matters only for readability of a live stack: zones and hours first,
 #: so a report triggered meanwhile already sees schedules for the polls.
 KIND_ORDER = ("timezones", "hours", "status")
@@ -65,11 +65,13 @@ def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = F
     started = time.perf_counter()
     with open(path, "rb") as stream:
         record, result = ingest_source(
-            byte_lines(stream), f"file://{path.resolve()}", f"file://{path.resolve()}@{time.time_ns()}", settings,
+            byte_lines(stream), f"file://{path.resolve()}", f"file://{path.resolve()}@{time.time_ns()}",
+            settings,
             expected_kind=expected_kind, save_rejections=save_rejections,
             progress=None if quiet else rows_progress(progress))
     seconds = time.perf_counter() - started
-    outcome = FileOutcome(path, record.kind, record.status, int(record.rows_accepted), int(record.rows_rejected),
+    outcome = FileOutcome(path, record.kind, record.status, int(record.rows_accepted),
+                          int(record.rows_rejected),
                           seconds, record.error, rejections_path if record.error_report_key else None,
                           list(result.sample) if result else [], dict(result.counts) if result else {},
                           dict(result.storage) if result else {})

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from storemon_app.stack import PROJECT_ROOT, TEMPLATE_PATH
+from storemon_app.paths import PROJECT_ROOT, TEMPLATE_PATH
 
 DEFAULT_REGION = "us-east-1"
 
@@ -124,7 +124,8 @@ def register_commands(commands: Any) -> None:
     package_parser = commands.add_parser(
         "package", help="the CloudFormation template to deploy (chalice package + infra/resources.json), "
                         "checked with cfn-lint")
-    package_parser.add_argument("--stage", default="prod", help="stage of .chalice/config.json (default: prod)")
+    package_parser.add_argument("--stage", default="prod",
+                                help="stage of .chalice/config.json (default: prod)")
     package_parser.add_argument("--out", default="build", help="directory for sam.json and deployment.zip "
                                                                 "(default: build; emptied first)")
     package_parser.set_defaults(func=cmd_package)

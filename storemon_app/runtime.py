@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, MutableMapping, Optional
 
-from storemon_app.stack import PROJECT_ROOT, apply_stack, destroy_stack
+from storemon_app.paths import CHALICE_DIR, OUT_DIR, PROJECT_ROOT
+from storemon_app.stack import apply_stack, destroy_stack
 
 DEFAULT_EMULATOR_PORT = 4566
 DEFAULT_API_PORT = 8000
@@ -41,7 +42,7 @@ def stage_environment(stage: str, names_stage: Optional[str] = None) -> dict[str
     With ``names_stage``, resource names ``storemon-<stage>-*`` become
     ``storemon-<names_stage>-*`` (a test run's own resources on a shared emulator).
     """
-    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    config = json.loads((CHALICE_DIR / "config.json").read_text())
     try:
         stage_config = config["stages"][stage]
     except KeyError:
@@ -58,7 +59,8 @@ def endpoint_variables(env: Optional[Mapping[str, str]] = None) -> list[str]:
     """Every endpoint variable botocore (and so PynamoDB) honours that is set:
     ``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``."""
     env = os.environ if env is None else env
-    return sorted(name for name in env if name == ENDPOINT_VARIABLE or name.startswith(ENDPOINT_VARIABLE + "_"))
+    return sorted(name for name in env
+                  if name == ENDPOINT_VARIABLE or name.startswith(ENDPOINT_VARIABLE + "_"))
 
 
 def clear_endpoints(env: Optional[MutableMapping[str, str]] = None) -> None:
@@ -90,7 +92,8 @@ def describe_endpoints(env: Optional[Mapping[str, str]] = None) -> str:
     return ", ".join(f"{'+'.join(services)} {url}" for url, services in by_url.items()) or "AWS"
 
 
-def prepare_environment(stage: str, endpoint_url: Optional[str], names_stage: Optional[str] = None) -> dict[str, str]:
+def prepare_environment(stage: str, endpoint_url: Optional[str],
+                        names_stage: Optional[str] = None) -> dict[str, str]:
     """Point this process (and its children) at the emulator with the stage's settings.
 
     ``endpoint_url`` becomes ``AWS_ENDPOINT_URL``; per-service variables already
@@ -143,6 +146,12 @@ def _wait_for_http(url: str, process: Optional[subprocess.Popen], what: str, tim
 
 def _listener_pid(port: int) -> Optional[int]:
     """The pid listening on a loopback TCP port, from /proc (Linux; None elsewhere or if hidden)."""
+    inodes = _listening_socket_inodes(port)
+    return _socket_owner(inodes) if inodes else None
+
+
+def _listening_socket_inodes(port: int) -> set[str]:
+    """Inodes of the sockets listening on ``port``, from the kernel's TCP tables."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -153,8 +162,11 @@ def _listener_pid(port: int) -> Optional[int]:
             fields = line.split()
             if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # LISTEN
                 inodes.add(fields[9])
-    if not inodes:
-        return None
+    return inodes
+
+
+def _socket_owner(inodes: set[str]) -> Optional[int]:
+    """The pid of a process holding one of these socket inodes open (None if hidden from us)."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -266,7 +278,7 @@ class LocalStack:
     stage: str = "dev"
     emulator_port: int = DEFAULT_EMULATOR_PORT
     api_port: int = DEFAULT_API_PORT
-    log_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "out" / "logs")
+    log_dir: Path = field(default_factory=lambda: OUT_DIR / "logs")
     endpoint_url: str = ""
     #: Name resources after this instead of the stage (see ``stage_environment``).
     names_stage: Optional[str] = None
@@ -292,7 +304,8 @@ class LocalStack:
             return
         if not port_is_free(self.emulator_port):
             raise RuntimeFailure(port_in_use_message(
-                self.emulator_port, "stop what runs there, or set AWS_ENDPOINT_URL to use it as the emulator"))
+                self.emulator_port,
+                "stop what runs there, or set AWS_ENDPOINT_URL to use it as the emulator"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / "emulator.log", "ab")
         self.emulator = subprocess.Popen(
@@ -317,7 +330,8 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / "api.log", "ab")
         self.api = subprocess.Popen(
-            [sys.executable, "-m", "storemon_app.api_server", "--host", "127.0.0.1", "--port", str(self.api_port),
+            [sys.executable, "-m", "storemon_app.api_server", "--host", "127.0.0.1", "--port",
+             str(self.api_port),
              "--stage", self.stage],
             cwd=PROJECT_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent)

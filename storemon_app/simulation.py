@@ -45,15 +45,16 @@ from chalicelib.core.report import (
     LOOKBACK,
     READ_RANGE,
     WINDOWS,
+    StoreEvidence,
     default_rule,
     report_from_evidence,
     store_evidence,
 )
-from chalicelib.core.schedule import WeeklySchedule, business_intervals, clip_spans, merge_spans
+from chalicelib.core.schedule import WeeklySchedule, business_intervals, clip_spans, contains, merge_spans
+from storemon_app.paths import SHARED_REAL
 
 HOUR = 3600
 DAY = 86_400
-SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 
 @dataclass(frozen=True)
@@ -91,12 +92,14 @@ SCENARIOS: dict[str, Scenario] = {
     "sample": Scenario("sample", 200, 9, "int19", OLD_NOW, fleet_gap=(80, 36), sparse_share=0.03,
                        silent_share=0.05),
     # The weeks of the US daylight-saving changes (2023-03-12 and 2023-11-05), otherwise like sample.
-    "dst-spring": Scenario("dst-spring", 200, 9, "int19", datetime(2023, 3, 15, 18, 13, 22, tzinfo=timezone.utc),
+    "dst-spring": Scenario("dst-spring", 200, 9, "int19",
+                           datetime(2023, 3, 15, 18, 13, 22, tzinfo=timezone.utc),
                            fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05),
     # The spring week with the 1 % of stores polled once down except around that poll.
     "dst-spring-rare-down": Scenario("dst-spring-rare-down", 200, 9, "int19",
                                      datetime(2023, 3, 15, 18, 13, 22, tzinfo=timezone.utc),
-                                     fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05, rare_down=True),
+                                     fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05,
+                                     rare_down=True),
     "dst-fall": Scenario("dst-fall", 200, 9, "int19", datetime(2023, 11, 8, 18, 13, 22, tzinfo=timezone.utc),
                          fleet_gap=(80, 36), sparse_share=0.03, silent_share=0.05),
     # Shaped like the real older data set: 14,092 stores, ~1.8M polls over 8 days, a 36-hour gap.
@@ -208,7 +211,8 @@ def _synthetic_schedule(rng: random.Random) -> list[tuple[int, int, int]]:
         elif kind < 0.45:
             rows += [(day, 11 * HOUR, 14 * HOUR + 30 * 60), (day, 17 * HOUR, 23 * HOUR)]  # split
         else:
-            rows.append((day, rng.choice([6, 7, 9, 10, 11]) * HOUR, rng.choice([20, 21, 22]) * HOUR + 59 * 60 + 59))
+            rows.append((day, rng.choice([6, 7, 9, 10, 11]) * HOUR,
+                         rng.choice([20, 21, 22]) * HOUR + 59 * 60 + 59))
     return rows
 
 
@@ -254,58 +258,80 @@ def simulate(scenario: Scenario, seed: int = 1) -> Iterator[SimulatedStore]:
         gap = (gap_start, gap_start + int(scenario.fleet_gap[1] * HOUR))
     for index in range(scenario.stores):
         store_id = _store_id(rng, scenario.id_style)
-        rows = None
-        if rng.random() >= scenario.no_hours_share:
-            rows = rng.choice(real_schedules) if real_schedules else _synthetic_schedule(rng)
-        zone = None
-        if rng.random() >= scenario.no_zone_share:
-            zone = rng.choice(real_zones) if real_zones else rng.choice(SYNTHETIC_ZONES)
+        rows, zone = _profile(rng, scenario, real_schedules, real_zones)
         timeline = simulate_timeline(rng, start, now, flaky=rng.random() < scenario.flaky_share)
         schedule = WeeklySchedule.from_rows(rows or [])
         business = business_intervals(schedule, zone or parsing.DEFAULT_TIMEZONE, start, now + 1)
         inactive_when_closed = rng.random() < scenario.inactive_when_closed_share
-        polls = []
-        interval = scenario.poll_interval
-        kind = "hourly"
-        if index and scenario.sparse_share and rng.random() < scenario.sparse_share:
-            interval = rng.uniform(6, 24) * HOUR
-            kind = "sparse"
-        if index and scenario.silent_share and rng.random() < scenario.silent_share:
-            dark_start = now - rng.randrange(scenario.days * DAY)
-            dark = (dark_start, dark_start + max(HOUR, int(rng.lognormvariate(math.log(24 * HOUR), 0.8))))
-            timeline = DarkTimeline(timeline, dark)
-            kind = "silent"
-        if rng.random() < scenario.rare_share:
-            moments = [now - rng.randrange(scenario.days * DAY)]
-            kind = "rare"
-            if scenario.rare_down:
-                timeline = Timeline(start, False, [moments[0] - HOUR, moments[0] + HOUR])
-        else:
-            phase = rng.random() * interval
-            count = int(scenario.days * DAY / interval)
-            moments = []
-            for slot in range(count):
-                if rng.random() < scenario.drop_rate:
-                    continue
-                jitter = (rng.random() * 2 - 1) * scenario.jitter * interval
-                moments.append(int(now - phase - slot * interval + jitter))
+        interval, kind, timeline = _poller(rng, scenario, index, now, timeline)
+        moments, kind, timeline = _poll_moments(rng, scenario, now, interval, kind, timeline)
         if index == 0:
             moments.append(now)  # "now" is the latest poll: pin it to the scenario's now
+        polls = []
         for moment in sorted(set(m for m in moments if start <= m <= now)):
-            if gap and gap[0] <= moment < gap[1]:
-                continue
-            if isinstance(timeline, DarkTimeline) and timeline.dark[0] <= moment < timeline.dark[1]:
+            if _unheard(moment, gap, timeline):
                 continue
             up = timeline.is_up(moment)
-            if inactive_when_closed and not _inside(business, moment):
+            if inactive_when_closed and not contains(business, moment):
                 up = False
             polls.append(Poll(moment, up))
         yield SimulatedStore(store_id, rows, zone, timeline, polls, kind)
 
 
-def _inside(spans: Sequence[tuple[int, int]], instant: int) -> bool:
-    index = bisect.bisect_right(spans, (instant, math.inf)) - 1
-    return index >= 0 and spans[index][0] <= instant < spans[index][1]
+def _profile(rng: random.Random, scenario: Scenario, real_schedules: list[list[tuple[int, int, int]]],
+             real_zones: list[str]) -> tuple[Optional[list[tuple[int, int, int]]], Optional[str]]:
+    """A store's hours rows and zone (None: no row, the specification's default)."""
+    rows = None
+    if rng.random() >= scenario.no_hours_share:
+        rows = rng.choice(real_schedules) if real_schedules else _synthetic_schedule(rng)
+    zone = None
+    if rng.random() >= scenario.no_zone_share:
+        zone = rng.choice(real_zones) if real_zones else rng.choice(SYNTHETIC_ZONES)
+    return rows, zone
+
+
+def _poller(rng: random.Random, scenario: Scenario, index: int, now: int,
+            timeline: Timeline) -> tuple[float, str, Timeline]:
+    """How the poller treats a store: its interval, its kind, and its timeline (a silent
+    store goes dark for a while). The first store stays hourly: it pins "now"."""
+    interval = scenario.poll_interval
+    kind = "hourly"
+    if index and scenario.sparse_share and rng.random() < scenario.sparse_share:
+        interval = rng.uniform(6, 24) * HOUR
+        kind = "sparse"
+    if index and scenario.silent_share and rng.random() < scenario.silent_share:
+        dark_start = now - rng.randrange(scenario.days * DAY)
+        dark = (dark_start, dark_start + max(HOUR, int(rng.lognormvariate(math.log(24 * HOUR), 0.8))))
+        timeline = DarkTimeline(timeline, dark)
+        kind = "silent"
+    return interval, kind, timeline
+
+
+def _poll_moments(rng: random.Random, scenario: Scenario, now: int, interval: float, kind: str,
+                  timeline: Timeline) -> tuple[list[int], str, Timeline]:
+    """When the poller asks: once for a rare store (which, with ``rare_down``, is up only
+    around that poll), else every ``interval`` with jitter and dropped polls."""
+    if rng.random() < scenario.rare_share:
+        moments = [now - rng.randrange(scenario.days * DAY)]
+        if scenario.rare_down:
+            timeline = Timeline(now - scenario.days * DAY, False, [moments[0] - HOUR, moments[0] + HOUR])
+        return moments, "rare", timeline
+    phase = rng.random() * interval
+    count = int(scenario.days * DAY / interval)
+    moments = []
+    for slot in range(count):
+        if rng.random() < scenario.drop_rate:
+            continue
+        jitter = (rng.random() * 2 - 1) * scenario.jitter * interval
+        moments.append(int(now - phase - slot * interval + jitter))
+    return moments, kind, timeline
+
+
+def _unheard(moment: int, gap: Optional[tuple[int, int]], timeline: Timeline) -> bool:
+    """A poll lost in the fleet-wide gap or in the store's own dark stretch."""
+    if gap and gap[0] <= moment < gap[1]:
+        return True
+    return isinstance(timeline, DarkTimeline) and timeline.dark[0] <= moment < timeline.dark[1]
 
 
 # -- writing data sets -----------------------------------------------------------------
@@ -375,7 +401,8 @@ class AgedEvidenceEstimate(NearestThenMarkovEstimate):
     def __init__(self, polls: Sequence[Poll], prior: float, weight: float, now: int) -> None:
         super().__init__(polls, MarkovParameters(prior_up_share=prior, prior_weight=weight), HOLD_HOURS)
         weights = [min(1.0, max(0.0, (at - (now - READ_RANGE)) / LOOKBACK)) for at, _ in polls]
-        self._pi = (sum(w for w, (_, up) in zip(weights, polls) if up) + weight * prior) / (sum(weights) + weight)
+        up_weight = sum(w for w, (_, up) in zip(weights, polls, strict=True) if up)
+        self._pi = (up_weight + weight * prior) / (sum(weights) + weight)
 
 
 def aged_evidence(polls: Sequence[Poll], prior: float, weight: float, now: int) -> UptimeEstimate:
@@ -397,7 +424,8 @@ def candidate_rules(prior: float = FALLBACK_UP_SHARE, now: int = 0) -> dict[str,
             lambda polls, t=trust: nearest_then_markov(polls, learned, trust_hours=t)
         for gaps in (2.0, 4.0):
             rules[f"fading_silence(trust={trust:g}h or {gaps:g} gaps)"] = \
-                lambda polls, t=trust, g=gaps: nearest_then_markov(polls, learned, trust_hours=t, trust_gaps=g)
+                lambda polls, t=trust, g=gaps: nearest_then_markov(polls, learned, trust_hours=t,
+                                                                   trust_gaps=g)
     # Issue 12 (second pass): far from any poll, credit a fraction of the fleet's share instead of 0.
     for floor in (0.25, 0.5, 0.6, 0.75, 0.9, 1.0):
         rules[f"fading_silence(floor={floor:g} x fleet share)"] = \
@@ -443,32 +471,49 @@ def compare_rules(scenario: Scenario, seeds: Sequence[int],
             if only:
                 fleet_rules = {n: r for n, r in fleet_rules.items() if any(o in n for o in only)}
             for store in stores:
-                if not any(p.at <= report_now for p in store.polls):
-                    continue
-                business = business_intervals(store.schedule, store.tz_name, report_now - 7 * DAY, report_now)
-                truths = {}
-                for window, length in WINDOWS:
-                    truths[window] = sum(store.timeline.up_seconds(max(lo, report_now - length), min(hi, report_now))
-                                         for lo, hi in business if hi > report_now - length)
-                for name, rule in fleet_rules.items():
-                    row = report_from_evidence(store.store_id, evidence[store.store_id], report_now, rule)
-                    for window, _ in WINDOWS:
-                        unit = 60 if window == "hour" else 3600
-                        totals = getattr(row, window)
-                        error = (totals.uptime - truths[window]) / unit
-                        errors.setdefault((name, window, "all"), []).append(error)
-                        if window == "week":
-                            errors.setdefault((name, window, store.kind), []).append(error)
-                        if name == next(iter(fleet_rules)):
-                            business_total[window] = business_total.get(window, 0.0) + totals.business / unit
-    result = []
-    for (name, window, kind), values in errors.items():
-        absolute = sorted(abs(v) for v in values)
-        share = 100 * sum(absolute) / business_total[window] if kind == "all" and business_total.get(window) else 0.0
-        result.append(RuleError(name, window, statistics.fmean(absolute),
-                                absolute[int(0.9 * (len(absolute) - 1))], statistics.fmean(values), share,
-                                kind, len(values)))
-    return result
+                if any(p.at <= report_now for p in store.polls):
+                    _measure_store(store, evidence[store.store_id], report_now, fleet_rules, errors,
+                                   business_total)
+    return [_rule_error(key, values, business_total) for key, values in errors.items()]
+
+
+def _true_uptime(store: SimulatedStore, report_now: int) -> dict[str, int]:
+    """The simulated truth: seconds up inside business hours, per report window."""
+    business = business_intervals(store.schedule, store.tz_name, report_now - 7 * DAY, report_now)
+    return {window: sum(store.timeline.up_seconds(max(lo, report_now - length), min(hi, report_now))
+                        for lo, hi in business if hi > report_now - length)
+            for window, length in WINDOWS}
+
+
+def _measure_store(store: SimulatedStore, evidence: StoreEvidence, report_now: int,
+                   fleet_rules: dict[str, InterpolationRule], errors: dict[tuple[str, str, str], list[float]],
+                   business_total: dict[str, float]) -> None:
+    """Append each rule's error on ``store`` to ``errors`` (by rule, window, and for the week by
+    kind of store); the first rule's business time is summed into ``business_total``."""
+    truths = _true_uptime(store, report_now)
+    first = next(iter(fleet_rules), None)
+    for name, rule in fleet_rules.items():
+        row = report_from_evidence(store.store_id, evidence, report_now, rule)
+        for window, _ in WINDOWS:
+            unit = 60 if window == "hour" else 3600
+            totals = getattr(row, window)
+            error = (totals.uptime - truths[window]) / unit
+            errors.setdefault((name, window, "all"), []).append(error)
+            if window == "week":
+                errors.setdefault((name, window, store.kind), []).append(error)
+            if name == first:
+                business_total[window] = business_total.get(window, 0.0) + totals.business / unit
+
+
+def _rule_error(key: tuple[str, str, str], values: list[float],
+                business_total: dict[str, float]) -> RuleError:
+    """Summary of one rule's errors in one window (and kind of store)."""
+    name, window, kind = key
+    absolute = sorted(abs(v) for v in values)
+    total = business_total.get(window) if kind == "all" else None
+    share = 100 * sum(absolute) / total if total else 0.0
+    return RuleError(name, window, statistics.fmean(absolute), absolute[int(0.9 * (len(absolute) - 1))],
+                     statistics.fmean(values), share, kind, len(values))
 
 
 def errors_table(errors: list[RuleError]) -> str:
@@ -525,7 +570,8 @@ def rare_store_bound(scenario: Scenario, seeds: Sequence[int], nows_per_seed: in
                 truth = sum(store.timeline.up_seconds(lo, hi) for lo, hi in business)
                 reach = int(reach_hours * HOUR)
                 near = merge_spans([(at - reach, at + reach) for at, _ in evidence.polls])
-                best = sum(store.timeline.up_seconds(lo, hi) for a, b in near for lo, hi in clip_spans(business, a, b))
+                best = sum(store.timeline.up_seconds(lo, hi)
+                           for a, b in near for lo, hi in clip_spans(business, a, b))
                 best += 2 * tail_hours * HOUR * len(evidence.polls)
                 total += max(0.0, truth - best) / HOUR
                 count += 1
@@ -538,7 +584,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     started = time.monotonic()
     counts = write_dataset(Path(args.out), args.scenario, seed=args.seed, progress=True)
     print(f"scenario {args.scenario} (seed {args.seed}) -> {Path(args.out).resolve()} "
-          f"in {time.monotonic() - started:.1f} s: " + ", ".join(f"{k} {v:,} rows" for k, v in counts.items()))
+          f"in {time.monotonic() - started:.1f} s: "
+          + ", ".join(f"{k} {v:,} rows" for k, v in counts.items()))
     return 0
 
 
@@ -546,15 +593,17 @@ def cmd_compare_rules(args: argparse.Namespace) -> int:
     scenario = replace(SCENARIOS[args.scenario], stores=args.stores)
     started = time.monotonic()
     errors = compare_rules(scenario, seeds=range(1, args.seeds + 1), only=args.rules or ())
-    print(f"scenario {args.scenario}: {args.stores} stores x {args.seeds} seeds x 3 report times, {time.monotonic() - started:.0f} s; "
+    print(f"scenario {args.scenario}: {args.stores} stores x {args.seeds} seeds x 3 report times, "
+          f"{time.monotonic() - started:.0f} s; "
           f"real schedules and zones: {'yes' if SHARED_REAL.is_dir() else 'no (synthetic)'}\n")
     print(errors_table(errors))
     print("\nweek error per kind of store, mean absolute / bias (h):\n")
     print(kinds_table(errors))
     count, bound = rare_store_bound(scenario, seeds=range(1, args.seeds + 1))
     if count:
-        print(f"\nstores polled once ({count} store-reports): no rule that gives no evidence 0, fills silence by "
-              f"distance from polls and passes the 8-day check can have a week error below {bound:.2f} h on them")
+        print(f"\nstores polled once ({count} store-reports): no rule that gives no evidence 0, fills "
+              f"silence by distance from polls and passes the 8-day check can have a week error below "
+              f"{bound:.2f} h on them")
     return 0
 
 

@@ -19,8 +19,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_PATH = PROJECT_ROOT / "infra" / "resources.json"
+from storemon_app.paths import TEMPLATE_PATH
+
 
 #: moto's default account; only a fallback when the emulator cannot say (LocalStack uses 000000000000).
 ACCOUNT_ID = "123456789012"
@@ -106,7 +106,8 @@ class StackApplier:
                 self._account_id = self.arns[next(iter(self.queue_urls))].split(":")[4]
             else:
                 try:
-                    self._account_id = boto3.client("sts", region_name=self.region).get_caller_identity()["Account"]
+                    sts = boto3.client("sts", region_name=self.region)
+                    self._account_id = sts.get_caller_identity()["Account"]
                 except Exception:  # an emulator without STS
                     self._account_id = ACCOUNT_ID
         return self._account_id
@@ -134,7 +135,8 @@ class StackApplier:
                 raise TemplateError(f"{logical}: resource type {resource['Type']} is not supported")
             unknown = set(resource.get("Properties", {})) - creators[resource["Type"]][1]
             if unknown:
-                raise TemplateError(f"{logical}: properties {sorted(unknown)} are not supported by the local applier")
+                raise TemplateError(f"{logical}: properties {sorted(unknown)} are not supported "
+                                    "by the local applier")
         return ordered
 
     def apply(self) -> dict[str, str]:
@@ -194,7 +196,8 @@ class StackApplier:
         if "RedrivePolicy" in props:
             attributes["RedrivePolicy"] = json.dumps(self.resolve(props["RedrivePolicy"]))
         url = self._create_queue(name, attributes)
-        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        arn = attributes["Attributes"]["QueueArn"]
         self.names[logical], self.arns[logical], self.queue_urls[logical] = name, arn, url
 
     def _create_queue(self, name: str, attributes: dict[str, str], patience: float = 70.0) -> str:
@@ -204,21 +207,23 @@ class StackApplier:
             try:
                 return self.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
             except ClientError as error:
-                if "QueueDeletedRecently" not in error.response["Error"]["Code"] or time.monotonic() > deadline:
+                recently_deleted = "QueueDeletedRecently" in error.response["Error"]["Code"]
+                if not recently_deleted or time.monotonic() > deadline:
                     raise
                 time.sleep(5)
 
     def destroy(self) -> None:
         """Delete every resource of the template that exists (a test run's fresh resources
         on an external emulator); data first, so buckets and tables can go."""
-        for logical, resource in reversed(self.validate()):
+        for _logical, resource in reversed(self.validate()):
             props = resource.get("Properties", {})
             kind = resource["Type"]
             try:
                 if kind == "AWS::DynamoDB::Table":
                     name = self.resolve(props["TableName"])
                     self.dynamodb.delete_table(TableName=name)
-                    self.dynamodb.get_waiter("table_not_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+                    self.dynamodb.get_waiter("table_not_exists").wait(TableName=name,
+                                                                      WaiterConfig={"Delay": 1})
                 elif kind == "AWS::SQS::Queue":
                     url = self.sqs.get_queue_url(QueueName=self.resolve(props["QueueName"]))["QueueUrl"]
                     self.sqs.delete_queue(QueueUrl=url)
@@ -235,7 +240,8 @@ class StackApplier:
             doomed = [{"Key": v["Key"], "VersionId": v["VersionId"]}
                       for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
             for start in range(0, len(doomed), 1000):
-                self.s3.delete_objects(Bucket=name, Delete={"Objects": doomed[start:start + 1000], "Quiet": True})
+                self.s3.delete_objects(Bucket=name,
+                                       Delete={"Objects": doomed[start:start + 1000], "Quiet": True})
         self.s3.delete_bucket(Bucket=name)
 
     def _queue_policy(self, logical: str, props: dict[str, Any]) -> None:
@@ -250,7 +256,8 @@ class StackApplier:
             if self.region == "us-east-1":
                 self.s3.create_bucket(Bucket=name)
             else:
-                self.s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+                self.s3.create_bucket(Bucket=name,
+                                      CreateBucketConfiguration={"LocationConstraint": self.region})
         except ClientError as error:
             if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
@@ -258,35 +265,45 @@ class StackApplier:
         self.arns[logical] = f"arn:{self.partition}:s3:::{name}"
         versioning = props.get("VersioningConfiguration")
         if versioning:
-            self.s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": versioning["Status"]})
+            self.s3.put_bucket_versioning(Bucket=name,
+                                          VersioningConfiguration={"Status": versioning["Status"]})
         notification = props.get("NotificationConfiguration")
         if notification:
-            queues = []
-            for entry in self.resolve(notification.get("QueueConfigurations", [])):
-                config: dict[str, Any] = {"QueueArn": entry["Queue"], "Events": [entry["Event"]]}
-                if "Filter" in entry:
-                    config["Filter"] = {"Key": {"FilterRules": entry["Filter"]["S3Key"]["Rules"]}}
-                queues.append(config)
+            queues = [_queue_notification(entry)
+                      for entry in self.resolve(notification.get("QueueConfigurations", []))]
             self.s3.put_bucket_notification_configuration(
                 Bucket=name, NotificationConfiguration={"QueueConfigurations": queues})
         lifecycle = props.get("LifecycleConfiguration")
         if lifecycle:
-            rules = []
-            for rule in lifecycle["Rules"]:
-                unknown = set(rule) - {"Id", "Status", "Prefix", "ExpirationInDays",
-                                       "NoncurrentVersionExpirationInDays"}
-                if unknown:
-                    raise TemplateError(f"{logical}: lifecycle rule properties {sorted(unknown)} are not supported")
-                entry: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"],
-                                         "Filter": {"Prefix": rule.get("Prefix", "")}}
-                if "ExpirationInDays" in rule:
-                    entry["Expiration"] = {"Days": rule["ExpirationInDays"]}
-                if "NoncurrentVersionExpirationInDays" in rule:
-                    entry["NoncurrentVersionExpiration"] = {"NoncurrentDays":
-                                                            rule["NoncurrentVersionExpirationInDays"]}
-                rules.append(entry)
+            rules = [_lifecycle_rule(logical, rule) for rule in lifecycle["Rules"]]
             self.s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
 
+
+def _queue_notification(entry: dict[str, Any]) -> dict[str, Any]:
+    """A template's QueueConfigurations entry in the shape of S3's API."""
+    config: dict[str, Any] = {"QueueArn": entry["Queue"], "Events": [entry["Event"]]}
+    if "Filter" in entry:
+        config["Filter"] = {"Key": {"FilterRules": entry["Filter"]["S3Key"]["Rules"]}}
+    return config
+
+
+#: What the applier reproduces of a lifecycle rule; anything else is refused.
+LIFECYCLE_RULE_PROPERTIES = frozenset({"Id", "Status", "Prefix", "ExpirationInDays",
+                                       "NoncurrentVersionExpirationInDays"})
+
+
+def _lifecycle_rule(logical: str, rule: dict[str, Any]) -> dict[str, Any]:
+    """A template's lifecycle rule in the shape of S3's API; unknown properties are refused."""
+    unknown = set(rule) - LIFECYCLE_RULE_PROPERTIES
+    if unknown:
+        raise TemplateError(f"{logical}: lifecycle rule properties {sorted(unknown)} are not supported")
+    entry: dict[str, Any] = {"ID": rule["Id"], "Status": rule["Status"],
+                             "Filter": {"Prefix": rule.get("Prefix", "")}}
+    if "ExpirationInDays" in rule:
+        entry["Expiration"] = {"Days": rule["ExpirationInDays"]}
+    if "NoncurrentVersionExpirationInDays" in rule:
+        entry["NoncurrentVersionExpiration"] = {"NoncurrentDays": rule["NoncurrentVersionExpirationInDays"]}
+    return entry
 
 def _dependencies(node: Any) -> set[str]:
     """Logical ids a resource refers to (Ref, Fn::GetAtt, DependsOn)."""

@@ -1,59 +1,14 @@
-"""Fixtures: in-process moto with the stack of infra/resources.json applied."""
+"""What every test directory shares: the real data sets, when they are present.
+
+The fixtures that touch AWS live with the tests that may use them: ``tests/integration``
+(in-process moto) and ``tests/e2e`` (the local stack over HTTP); ``tests/unit`` has none."""
 from __future__ import annotations
 
-import os
-from contextlib import nullcontext
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-import botocore.session
-import pynamodb.connection.base
-from moto import mock_aws
 
-from chalicelib.aws import reset_clients
-from storemon_app.runtime import LocalStack, free_port, running_stack
-from storemon_app.stack import apply_stack, destroy_stack
-from tests import targets
-
-SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
-
-
-@pytest.fixture
-def aws() -> Iterator[dict[str, str]]:
-    """A fresh emulated account with every table, queue and bucket of the template:
-    in-process moto, or fresh resources on the run's targets (tests/targets.py)."""
-    with targets.target_environment(), (nullcontext() if targets.ALL_EXTERNAL else mock_aws()):
-        reset_clients()
-        names = apply_stack(targets.NAMES_STAGE)
-        try:
-            yield names
-        finally:
-            if targets.TARGETS:
-                reset_clients()
-                destroy_stack(targets.NAMES_STAGE)
-    reset_clients()
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    """The local stack on free ports: moto's server (for the services the run does not send
-    to a target) and ``chalice local``, one per test module (each module starts from empty
-    tables). The event pump is the test's to run."""
-    saved = dict(os.environ)
-    reset_clients()
-    try:
-        with targets.target_environment(), running_stack(emulator_port=free_port(), api_port=free_port(),
-                                                         names_stage=targets.NAMES_STAGE) as running:
-            try:
-                yield running
-            finally:
-                if targets.TARGETS:
-                    running.destroy_resources()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        reset_clients()
+from storemon_app.paths import SHARED_REAL
 
 
 @pytest.fixture
@@ -63,40 +18,16 @@ def real_data() -> Path:
     return SHARED_REAL
 
 
-_SHARED_LOADER = botocore.session.get_session().get_component("data_loader")
+TESTS = Path(__file__).resolve().parent
+LAYERS = ("unit", "integration", "e2e")
 
 
-@pytest.fixture(autouse=True)
-def _warm_botocore_sessions(monkeypatch):
-    """Speed only: PynamoDB opens a botocore session per model and thread, and the ``aws``
-    fixture drops them all, so every test would parse the DynamoDB service JSON again
-    (about 1 s a test). Sessions made here share one loader; nothing else changes."""
-    def session():
-        fresh = botocore.session.get_session()
-        fresh.register_component("data_loader", _SHARED_LOADER)
-        return fresh
-
-    monkeypatch.setattr(pynamodb.connection.base, "get_session", session)
-
-
-@pytest.fixture
-def client(aws):
-    """``chalice.test.Client`` on the app, against the ``aws`` fixture's emulated account."""
-    from chalice.test import Client
-
-    import app as app_module
-
-    with Client(app_module.app, stage_name="dev") as chalice_client:
-        yield chalice_client
-
-
-@pytest.fixture
-def ingested(aws, tmp_path: Path) -> dict[str, Path]:
-    """The hand-made data set of ``tests/fixtures.py``, ingested through the CLI path."""
-    from storemon_app.local_ingest import ingest_file
-    from tests import fixtures
-
-    files = fixtures.write_dataset(tmp_path)
-    for kind in ("timezones", "hours", "status"):
-        assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
-    return files
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test is marked with its directory, so ``-m "not e2e"`` works like a path, and with
+    ``real_data`` when it reads the real files (the slow part of tests/unit)."""
+    for item in items:
+        layer = next((part for part in item.path.relative_to(TESTS).parts[:1] if part in LAYERS), None)
+        if layer:
+            item.add_marker(getattr(pytest.mark, layer))
+        if "real_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_data)

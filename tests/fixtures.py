@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -43,8 +44,10 @@ def write_dataset(directory: Path) -> dict[str, Path]:
     """The three files; BIG_ID is open 24x7 (no hours rows) in New York,
     NIGHT_OWL 22:00-02:00 every day in Chicago (no zone row: the default)."""
     return {
-        "status": write_csv(directory / "store_status.csv", ["store_id", "status", "timestamp_utc"], status_rows()),
-        "hours": write_csv(directory / "menu_hours.csv", ["store_id", "dayOfWeek", "start_time_local", "end_time_local"],
+        "status": write_csv(directory / "store_status.csv", ["store_id", "status", "timestamp_utc"],
+                            status_rows()),
+        "hours": write_csv(directory / "menu_hours.csv",
+                           ["store_id", "dayOfWeek", "start_time_local", "end_time_local"],
                            [[NIGHT_OWL, str(day), "22:00:00", "02:00:00"] for day in range(7)]),
         "timezones": write_csv(directory / "timezones.csv", ["store_id", "timezone_str"],
                                [[BIG_ID, "America/New_York"], [SILENT, "America/Denver"]]),
@@ -68,3 +71,28 @@ def check_report_rows(rows: list[list[str]]) -> dict[str, list[str]]:
     assert abs(night[1] + night[4] - 4.0) < 1e-9 and abs(night[2] + night[5] - 28.0) < 1e-9
     assert night[0] + night[3] == 0
     return by_store
+
+
+def write_fleet(directory: Path, stores: int = 60) -> dict[str, Path]:
+    """A fleet of ``stores`` with varied hours and zones, polled about hourly for 8 days."""
+    rng = random.Random(5)
+    status, hours, zones = [], [], []
+    for index in range(stores):
+        store = f"{rng.randrange(10**18, 10**19)}"
+        for step in range(0, 8 * 24 * 60, 55 + rng.randrange(20)):
+            moment = NOW - timedelta(minutes=step)
+            status.append([store, "active" if rng.random() < 0.8 else "inactive", stamp(moment)])
+        if index % 4:
+            for day in range(7):
+                if rng.random() < 0.85:
+                    hours.append([store, str(day), f"{rng.randrange(6, 12):02d}:00:00",
+                                  f"{rng.randrange(17, 24):02d}:30:00"])
+        if index % 5:
+            zones.append([store, rng.choice(["America/New_York", "America/Los_Angeles", "Asia/Beirut"])])
+    rng.shuffle(status)
+    return {
+        "status": write_csv(directory / "store_status.csv", ["store_id", "status", "timestamp_utc"], status),
+        "hours": write_csv(directory / "menu_hours.csv",
+                           ["store_id", "day", "start_time_local", "end_time_local"], hours),
+        "timezones": write_csv(directory / "timezones.csv", ["store_id", "timezone_str"], zones),
+    }

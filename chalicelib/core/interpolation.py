@@ -42,7 +42,7 @@ InterpolationRule = Callable[[Sequence[Poll]], UptimeEstimate]
 def canonical_polls(polls: Sequence[Poll]) -> Sequence[Poll]:
     """Sorted, one poll per instant; of two conflicting polls at one instant the
     inactive one wins (a report should not claim uptime it cannot back)."""
-    if all(a[0] < b[0] for a, b in zip(polls, polls[1:])):
+    if all(a[0] < b[0] for a, b in itertools.pairwise(polls)):
         return polls  # already canonical: the common case, straight from storage
     by_instant: dict[int, bool] = {}
     for at, active in polls:
@@ -122,7 +122,7 @@ def nearest_poll(polls: Sequence[Poll]) -> UptimeEstimate:
     """Each moment takes the status of the poll nearest in time; changes at midpoints."""
     if not polls:
         return NoEvidence()
-    breaks = [(a[0] + b[0]) // 2 for a, b in zip(polls, polls[1:])] or [polls[0][0]]
+    breaks = [(a[0] + b[0]) // 2 for a, b in itertools.pairwise(polls)] or [polls[0][0]]
     values = [int(active) for _, active in polls]
     if len(polls) == 1:
         values = values * 2
@@ -250,7 +250,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if trust_gaps and len(self._times) > 1:
             # A store polled every 12 hours is not silent after 12 hours: its own
             # typical spacing (the median gap between its evidence polls) sets the scale.
-            gaps = sorted(b - a for a, b in zip(self._times, self._times[1:]))
+            gaps = sorted(b - a for a, b in itertools.pairwise(self._times))
             trust = max(trust, trust_gaps * gaps[len(gaps) // 2])
         self._trust_rate = 0.0 if math.isinf(trust) else 1.0 / trust
         self._whole: Optional[list[float]] = None  # _whole_gaps, built on first use

@@ -23,7 +23,7 @@ moment. The rules, stated once:
   running at ``now`` counts in the number, longest and total, not here.
 
 Under a 0/1 estimate with ``min_seconds=1`` the outages' total is exactly the
-window's downtime in the report (tests/test_outages.py checks it).
+window's downtime in the report (tests/unit/test_outages.py checks it).
 """
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ class StrayGuard(Generic[T]):
     """Feed polls as ``(at, item)``; ``add`` returns the items safe to write now,
     ``finish`` the held-back latest ones split into (accepted, strays)."""
 
-    def __init__(self, watermark: Optional[int], gap: int = STRAY_GAP, min_rows: int = STRAY_MIN_ROWS) -> None:
+    def __init__(self, watermark: Optional[int], gap: int = STRAY_GAP,
+                 min_rows: int = STRAY_MIN_ROWS) -> None:
         self.watermark = watermark
         self.gap = gap
         self.min_rows = min_rows
@@ -72,7 +73,7 @@ class StrayGuard(Generic[T]):
         for index, (at, _, item) in enumerate(held):
             if at > trusted + self.gap:
                 beyond = held[index:]
-                chained = all(b[0] - a[0] <= self.gap for a, b in zip(beyond, beyond[1:]))
+                chained = all(b[0] - a[0] <= self.gap for a, b in itertools.pairwise(beyond))
                 if chained and len(beyond) >= self.min_rows:
                     accepted.extend(entry[2] for entry in beyond)
                     return accepted, []

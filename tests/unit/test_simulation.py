@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import statistics
 from dataclasses import replace
 
@@ -12,8 +13,8 @@ from storemon_app.simulation import SCENARIOS, compare_rules, errors_table, simu
 
 
 def _digest(directory) -> str:
-    return hashlib.sha256(b"".join((directory / name).read_bytes()
-                                   for name in ("store_status.csv", "menu_hours.csv", "timezones.csv"))).hexdigest()
+    names = ("store_status.csv", "menu_hours.csv", "timezones.csv")
+    return hashlib.sha256(b"".join((directory / name).read_bytes() for name in names)).hexdigest()
 
 
 def test_generated_files_have_the_real_formats(tmp_path):
@@ -30,7 +31,7 @@ def test_generated_files_have_the_real_formats(tmp_path):
     with open(tmp_path / "menu_hours.csv", newline="") as handle:
         reader = csv.reader(handle)
         assert next(reader) == ["store_id", "dayOfWeek", "start_time_local", "end_time_local"]
-        for store, day, start, end in reader:
+        for _store, day, start, end in reader:
             parsing.parse_weekday(day), parsing.parse_local_time(start), parsing.parse_local_time(end)
     with open(tmp_path / "timezones.csv", newline="") as handle:
         reader = csv.reader(handle)
@@ -79,7 +80,8 @@ def test_sparse_stores_and_store_silences():
         lo, hi = store.timeline.dark
         assert not any(lo <= p.at < hi for p in store.polls)  # no polls while dark
         assert store.timeline.up_seconds(lo, min(hi, lo + 3600)) == 0  # and truly down
-    gaps = [statistics.median(b.at - a.at for a, b in zip(s.polls, s.polls[1:])) for s in stores if len(s.polls) > 3]
+    gaps = [statistics.median(b.at - a.at for a, b in itertools.pairwise(s.polls))
+            for s in stores if len(s.polls) > 3]
     assert any(g > 5 * 3600 for g in gaps) and any(g < 2 * 3600 for g in gaps)
 
 
@@ -90,7 +92,8 @@ def test_stores_know_their_kind_and_rare_stores_can_be_down_away_from_their_poll
     usual = list(simulate(base, 5))
     down = list(simulate(replace(base, rare_down=True), 5))
     assert {s.kind for s in usual} >= {"hourly", "rare"}
-    for s, t in zip(usual, down):  # the same fleet and poll times; only the rare stores' truth differs
+    # the same fleet and poll times; only the rare stores' truth differs
+    for s, t in zip(usual, down, strict=True):
         assert (s.store_id, s.kind, [p.at for p in s.polls]) == (t.store_id, t.kind, [p.at for p in t.polls])
         assert s.kind == "rare" or s.polls == t.polls
     for store in (s for s in down if s.kind == "rare" and s.polls):

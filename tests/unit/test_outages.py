@@ -1,6 +1,8 @@
 """Outages (core.outages): pinned to the report's own downtime, and to business time."""
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,14 +17,15 @@ from chalicelib.core.outages import (
 )
 from chalicelib.core.report import DAY, HOUR, WEEK, WINDOWS, report_from_evidence, store_evidence
 from chalicelib.core.schedule import WeeklySchedule, clip_spans, contains
-from tests.test_core_properties import END_2030, START_2020, ZONES, _schedule, poll_lists, schedule_rows
+from tests.unit.test_core_properties import END_2030, START_2020, ZONES, _schedule, poll_lists, schedule_rows
 
 common = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ZERO_ONE = ["carry_forward", "nearest_poll"]  # rules whose estimate is exactly 0 or 1 everywhere
 
 
 @common
-@given(rows=schedule_rows, zone=st.sampled_from(ZONES), now=st.integers(START_2020, END_2030), offsets=poll_lists,
+@given(rows=schedule_rows, zone=st.sampled_from(ZONES), now=st.integers(START_2020, END_2030),
+       offsets=poll_lists,
        rule=st.sampled_from(ZERO_ONE))
 def test_outages_total_is_the_windows_downtime_under_a_zero_one_estimate(rows, zone, now, offsets, rule):
     evidence = store_evidence([Poll(now + o, a) for o, a in offsets], _schedule(rows), zone, now)
@@ -34,7 +37,8 @@ def test_outages_total_is_the_windows_downtime_under_a_zero_one_estimate(rows, z
 
 
 @common
-@given(rows=schedule_rows, zone=st.sampled_from(ZONES), now=st.integers(START_2020, END_2030), offsets=poll_lists,
+@given(rows=schedule_rows, zone=st.sampled_from(ZONES), now=st.integers(START_2020, END_2030),
+       offsets=poll_lists,
        rule=st.sampled_from(sorted(RULES)))
 def test_no_outage_lies_outside_business_time_or_its_window(rows, zone, now, offsets, rule):
     evidence = store_evidence([Poll(now + o, a) for o, a in offsets], _schedule(rows), zone, now)
@@ -46,7 +50,7 @@ def test_no_outage_lies_outside_business_time_or_its_window(rows, zone, now, off
             assert now - length <= lo and hi <= now and hi - lo >= MIN_OUTAGE_SECONDS
             # the whole stretch inside one business span
             assert any(b_lo <= lo and hi <= b_hi for b_lo, b_hi in business)
-        assert all(a[1] < b[0] for a, b in zip(window.outages, window.outages[1:]))  # disjoint, apart
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(window.outages))  # disjoint, apart
         assert window.total <= sum(hi - lo for lo, hi in business)
         assert window.longest <= window.total and (window.count == 0) == (window.total == 0)
 
@@ -133,7 +137,7 @@ def _hundredths(text: str) -> int:
 def test_real_old_data_outages_timeline_and_page_agree(real_data):
     """Every store of the real old data set: the timeline's segments, the detail report's
     outage columns and the page's ranking say the same (core only; the HTTP paths are the
-    same functions, tests/test_timeline_page.py)."""
+    same functions, tests/integration/test_timeline_page.py)."""
     import csv
     from collections import defaultdict
 
@@ -165,16 +169,18 @@ def test_real_old_data_outages_timeline_and_page_agree(real_data):
     page_stores = []
     for store, store_evidence_ in evidence.items():
         row = detail_row(store, store_evidence_, now, rule, strip=True)
-        fields = dict(zip(header, row))
+        fields = dict(zip(header, row[:-1], strict=True))  # the last field is the week strip
         business = clip_spans(store_evidence_.business, now - WEEK, now)
         segments = up_down_segments(business, down_spans(rule(store_evidence_.polls), business))
         outages = [hi - lo for lo, hi, down in segments if down and hi - lo >= MIN_OUTAGE_SECONDS]
-        assert round(sum(hi - lo for lo, hi, _ in segments) / 36) == _hundredths(fields["business_hours_last_week"])
+        business_hundredths = round(sum(hi - lo for lo, hi, _ in segments) / 36)
+        assert business_hundredths == _hundredths(fields["business_hours_last_week"])
         assert len(outages) == int(fields["outages_last_week"]), store
         assert round(sum(outages) / 36) == _hundredths(fields["outage_hours_last_week"]), store
         assert (row[-1].count("-") + row[-1].count("~") > 0) == bool(outages), store
         page_stores.append(PageStore(store, fields, row[-1]))
     assert len(page_stores) > 13_000
     order = [s.store_id for s in ranked(page_stores)]
-    assert order == [s for s, _ in sorted(((s.store_id, float(s.row["downtime_last_week"])) for s in page_stores),
-                                          key=lambda item: (-item[1], item[0]))]
+    by_downtime = sorted(((s.store_id, float(s.row["downtime_last_week"])) for s in page_stores),
+                         key=lambda item: (-item[1], item[0]))
+    assert order == [store for store, _ in by_downtime]

@@ -1,5 +1,7 @@
-"""Which AWS the tools and the tests talk to: every endpoint variable botocore honours
-(``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_<SERVICE>``) is handled."""
+"""Which AWS the tools and the tests talk to, with something answering at the other end: moto's
+server only for the services no variable sends elsewhere, an explicit endpoint for every service,
+and the in-process tests deaf to exported variables (the variables alone:
+tests/unit/test_endpoint_variables.py)."""
 from __future__ import annotations
 
 import argparse
@@ -8,15 +10,13 @@ import os
 import subprocess
 import sys
 import threading
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from storemon_app import runtime
-from storemon_app.runtime import LocalStack, describe_endpoints, external_endpoints, free_port
+from storemon_app.paths import PROJECT_ROOT
+from storemon_app.runtime import LocalStack, external_endpoints, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 CLOSED = "http://127.0.0.1:9"  # discard port: nothing answers
 
 
@@ -38,14 +38,6 @@ def answering_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def test_per_service_variables_win_over_the_general_one():
-    env = {"AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_DYNAMODB": "http://d:2"}
-    assert external_endpoints(env) == {"dynamodb": "http://d:2", "s3": "http://a:1", "sqs": "http://a:1"}
-    assert describe_endpoints(env) == "dynamodb http://d:2, s3+sqs http://a:1"
-    assert external_endpoints({"AWS_ENDPOINT_URL_S3": "http://s:3"}) == {"s3": "http://s:3"}
-    assert describe_endpoints({}) == "AWS"
 
 
 def test_moto_serves_only_the_services_no_variable_sends_elsewhere(monkeypatch, answering_url):
@@ -72,16 +64,6 @@ def test_moto_serves_only_the_services_no_variable_sends_elsewhere(monkeypatch, 
         dynamodb_only.stop()
 
 
-def test_endpoint_aws_clears_every_endpoint_variable(monkeypatch):
-    from storemon_app import cli
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", CLOSED)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", CLOSED)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", CLOSED)
-    cli._connect(argparse.Namespace(endpoint="aws", stage="dev"))
-    assert runtime.endpoint_variables() == []
-
-
 def test_an_explicit_endpoint_takes_every_service(monkeypatch, answering_url):
     from storemon_app import cli
 
@@ -92,12 +74,13 @@ def test_an_explicit_endpoint_takes_every_service(monkeypatch, answering_url):
 
 
 def test_in_process_tests_ignore_exported_endpoint_variables():
-    """A developer's shell may export LocalStack's variables; the in-process moto tests must not follow them."""
+    """A developer's shell may export LocalStack's variables; the in-process moto tests must not
+    follow them."""
     env = dict(os.environ, AWS_ENDPOINT_URL=CLOSED, AWS_ENDPOINT_URL_DYNAMODB=CLOSED,
                AWS_ENDPOINT_URL_S3=CLOSED, AWS_ENDPOINT_URL_SQS=CLOSED)
     for name in [n for n in env if n.startswith("STOREMON_TEST_ENDPOINT")]:
         del env[name]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/test_infra.py::test_applied_stack_has_ttl_and_notification"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+                           "tests/integration/test_infra.py::test_applied_stack_has_ttl_and_notification"],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]

@@ -1,6 +1,6 @@
 """The poll layout holds whatever it is fed: bounded items, hourly == bulk, readers that survive.
 
-The block codec is pure and tested alone (with hypothesis); the repository runs on
+The block codec is pure and tested alone (tests/unit/test_poll_blocks.py); the repository runs on
 in-process moto with a tiny item budget, so the split and compaction paths that a real
 fleet reaches only at scale run here on a few dozen stores.
 """
@@ -11,75 +11,18 @@ import random
 from collections import defaultdict
 from datetime import timedelta
 
-import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from chalicelib.ingestion import ingest_lines
 from chalicelib.settings import settings
-from chalicelib.storage.blocks import (
-    BlockError,
-    block_id,
-    block_size,
-    decode_block,
-    encode_block,
-    pack_blocks,
-)
 from chalicelib.storage.models import PollBlock, PollDirectory
 from chalicelib.storage.polls import DAY, PollRepository, StorePoll, day_key, shard_of
 from storemon_app.bench import dynamodb_item_size
 from tests import fixtures
-from tests.test_fan_out import _report_bytes
-from tests.test_ingestion import fresh_account, scan
+from tests.integration.test_fan_out import _report_bytes
+from tests.integration.ingest_helpers import fresh_account, scan
 
 #: Small enough that a 30-store shard-day splits and compacts into several blocks.
 TINY_BUDGET = 700
-
-store_ids = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
-values = st.lists(st.integers(0, 2 * DAY - 1), max_size=60).map(lambda v: sorted(set(v)))
-
-
-# -- the codec ------------------------------------------------------------------------------------
-
-@given(st.dictionaries(store_ids, values, max_size=30))
-def test_a_block_gives_back_exactly_what_went_in(content):
-    entries = sorted(content.items())
-    block = decode_block(encode_block(entries))
-    assert [(store, list(vals)) for store, vals in block.entries()] == entries
-
-
-@hypothesis_settings(max_examples=60, deadline=None)
-@given(st.dictionaries(store_ids, values, min_size=1, max_size=40), st.integers(256, 4000))
-def test_packed_blocks_fit_the_budget_and_lose_nothing(content, budget):
-    entries = sorted(content.items())
-    blobs = pack_blocks(entries, budget)
-    assert all(len(blob) <= budget for blob in blobs)
-    merged: dict[str, set[int]] = defaultdict(set)
-    for blob in blobs:
-        for store, vals in decode_block(blob).entries():
-            merged[store].update(vals)
-    assert {store: sorted(vals) for store, vals in merged.items() if vals} == \
-        {store: vals for store, vals in entries if vals}
-    assert set(merged) == set(content)
-
-
-def test_any_store_id_is_stored_unambiguously():
-    awkward = ["tab\tstore", "new\nline", "comma,store", " lead", "é-ünïcode-店", "x" * 500, "#stores"]
-    entries = sorted((store, [7, 9]) for store in awkward)
-    assert [(s, list(v)) for s, v in decode_block(encode_block(entries)).entries()] == entries
-
-
-def test_a_corrupt_blob_is_an_error_not_garbage():
-    blob = encode_block([("a", [1])])
-    for bad in (b"", b"nope", blob[:-3], blob[:4] + b"\x00" * 20):
-        with pytest.raises(BlockError):
-            decode_block(bad)
-
-
-def test_block_ids_are_content_addresses_that_know_their_size():
-    blob = encode_block([("a", [1, 2])])
-    assert block_id(blob) == block_id(bytes(blob))
-    assert block_size(block_id(blob)) == len(blob)
-    assert block_id(encode_block([("a", [1, 3])])) != block_id(blob)
 
 
 # -- hourly drops against one bulk load ---------------------------------------------------------------
@@ -136,7 +79,8 @@ def test_a_week_fed_hourly_reports_the_same_bytes_as_one_bulk_load(aws):
     assert largest_block <= TINY_BUDGET + 120  # the blob fits the budget; the key and TTL are the rest
     assert any("base" in item for item in items), "nothing was compacted"
     # finished days were compacted: a handful of blocks each, not one per drop
-    finished_day = day_key(shard_of(rows[0][0], settings.poll_shards), int(fixtures.NOW.timestamp()) // DAY * DAY - DAY)
+    finished_day = day_key(shard_of(rows[0][0], settings.poll_shards),
+                           int(fixtures.NOW.timestamp()) // DAY * DAY - DAY)
     directory = PollDirectory.get(finished_day)
     assert len(directory.segments or ()) <= 2 and directory.base
 
@@ -216,7 +160,8 @@ def test_a_shard_map_too_big_for_one_item_is_paged_and_replaced_store_by_store(a
     repository.replace(changed)
     assert repository.read([0]) == {**schedules, **changed}
     head = BusinessHoursShard.get(0)
-    assert {item.shard for item in BusinessHoursShard.scan() if item.shard >= PAGE_KEY_BASE} == set(head.pages)
+    pages = {item.shard for item in BusinessHoursShard.scan() if item.shard >= PAGE_KEY_BASE}
+    assert pages == set(head.pages)
     # and a map that fits again goes back into its head
     small = business_hours_repository(1, item_budget=10_000_000)
     small.replace({"one-more": [[1, 0, 60]]})

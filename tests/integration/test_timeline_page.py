@@ -11,13 +11,14 @@ from chalicelib.report_page import PageStore, ranked, render_page, strip_svg
 from chalicelib.reporting import detail_report_key
 from chalicelib.settings import settings
 from tests import fixtures
-from tests.test_api import _run_queued_parts, _trigger
+from tests.integration.test_api import _run_queued_parts, _trigger
 
 
 def _complete_report(client) -> tuple[str, dict[str, dict[str, str]]]:
     report_id = _trigger(client)
     _run_queued_parts(client)
-    body = s3_client().get_object(Bucket=settings.bucket, Key=detail_report_key(report_id))["Body"].read().decode()
+    stored = s3_client().get_object(Bucket=settings.bucket, Key=detail_report_key(report_id))
+    body = stored["Body"].read().decode()
     return report_id, {row["store_id"]: row for row in csv.DictReader(io.StringIO(body))}
 
 
@@ -35,7 +36,8 @@ def test_timeline_is_the_detail_row_to_the_second(client, ingested):
     # inactive at 16:00, 17:00, 18:00, active at 15:00: down from the midpoint 15:30 to now
     assert segments[-1] == {"start": "2023-01-25T15:30:00Z", "end": "2023-01-25T18:00:00Z", "seconds": 9000,
                             "state": "down", "outage": True, "expected_up_seconds": 0.0,
-                            "evidence": {"polls_inside": 2,  # 16:00, 17:00; the poll at now opens [now, now + 1)
+                            # polls inside: 16:00, 17:00; the poll at now opens [now, now + 1)
+                            "evidence": {"polls_inside": 2,
                                          "poll_before": {"at": "2023-01-25T15:00:00Z", "active": True},
                                          "poll_after": {"at": "2023-01-25T18:00:00Z", "active": False}}}
     outage_seconds = sum(s["seconds"] for s in segments if s["outage"])
@@ -95,7 +97,8 @@ def test_report_page_of_a_running_report_is_409(client, ingested):
 
 
 def _store(store_id: str, down: str, strip: str = "+" * 168) -> PageStore:
-    row = {"store_id": store_id, "downtime_last_week": down, "uptime_last_week": "1.00", "outages_last_week": "0",
+    row = {"store_id": store_id, "downtime_last_week": down, "uptime_last_week": "1.00",
+           "outages_last_week": "0",
            "longest_outage_hours_last_week": "0.00", "mttr_hours_last_week": ""}
     for window in ("hour", "day"):
         row |= {f"uptime_last_{window}": "1.00", f"downtime_last_{window}": "0.00"}

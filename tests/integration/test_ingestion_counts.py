@@ -18,7 +18,8 @@ def test_duplicates_conflicts_and_defaults_are_counted(aws, tmp_path, monkeypatc
                                                                 ["b", "active", stamp]])
     zones = fixtures.write_csv(tmp_path / "zones.csv", ["store_id", "timezone_str"],
                                [["a", ""], ["b", "Asia/Beirut"], ["b", "Asia/Beirut"]])
-    hours = fixtures.write_csv(tmp_path / "hours.csv", ["store_id", "day", "start_time_local", "end_time_local"],
+    hours = fixtures.write_csv(tmp_path / "hours.csv",
+                               ["store_id", "day", "start_time_local", "end_time_local"],
                                [["a", "0", "09:00:00", "17:00:00"]] * 2)
 
     outcome = ingest_file(status, expected_kind="status")
@@ -28,7 +29,8 @@ def test_duplicates_conflicts_and_defaults_are_counted(aws, tmp_path, monkeypatc
     assert "4 duplicates: rows repeating another row" in printed and "1 conflicts:" in printed
     assert "inactive kept" in printed
 
-    assert ingest_file(zones, expected_kind="timezones", quiet=True).counts == {"default_zone": 1, "duplicates": 1}
+    assert ingest_file(zones, expected_kind="timezones", quiet=True).counts == {"default_zone": 1,
+                                                                                "duplicates": 1}
     assert ingest_file(hours, expected_kind="hours", quiet=True).counts == {"duplicate_hours": 1}
 
     records = {r.source.rsplit("/", 1)[-1]: r for r in IngestionRepository().recent()}

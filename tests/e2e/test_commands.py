@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from storemon_app.runtime import free_port
+from storemon_app.paths import PROJECT_ROOT
 from tests import fixtures
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env() -> dict[str, str]:
@@ -29,7 +29,8 @@ def test_demo_writes_the_report_and_exits_zero(tmp_path):
     fixtures.write_dataset(tmp_path / "data")
     out = tmp_path / "report.csv"
     done = subprocess.run([sys.executable, "-m", "storemon_app", "demo", "--data", str(tmp_path / "data"),
-                           "--out", str(out)], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
+                           "--out", str(out)], cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=180)
     assert done.returncode == 0, done.stderr
     with open(out, newline="") as handle:
         rows = list(csv.reader(handle))
@@ -43,7 +44,7 @@ def test_demo_writes_the_report_and_exits_zero(tmp_path):
 
 def test_demo_fails_with_a_reason(tmp_path):
     done = subprocess.run([sys.executable, "-m", "storemon_app", "demo", "--data", str(tmp_path)],
-                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+                          cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "no store_status.csv" in done.stderr
 
@@ -63,8 +64,9 @@ def _children(pid: int) -> set[int]:
 def _gone(pids: set[int], within: float = 15) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if not any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
-                   for pid in pids):
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]  # zombies are gone
+        if not alive:
             return True
         time.sleep(0.1)
     return False
@@ -75,7 +77,7 @@ def _start_up(*extra: str) -> tuple[subprocess.Popen, int]:
     process = subprocess.Popen(
         [sys.executable, "-m", "storemon_app", "up", "--empty", "--api-port", str(api_port),
          "--emulator-port", str(emulator_port), *extra],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
     for line in process.stdout:
         if "storemon is up" in line or time.monotonic() > deadline:
@@ -109,9 +111,11 @@ def test_up_serves_until_stopped_and_stops_every_child(tmp_path, stop_signal):
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
 def test_demo_stopped_midway_stops_every_child(tmp_path, stop_signal):
     fixtures.write_dataset(tmp_path / "data")
-    process = subprocess.Popen([sys.executable, "-m", "storemon_app", "demo", "--data", str(tmp_path / "data"),
+    process = subprocess.Popen([sys.executable, "-m", "storemon_app", "demo", "--data",
+                                str(tmp_path / "data"),
                                 "--out", str(tmp_path / "r.csv")],
-                               cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
     try:
         deadline = time.monotonic() + 90
         for line in process.stderr:  # "emulated AWS: ..." once the stack is running
@@ -129,7 +133,8 @@ def test_demo_stopped_midway_stops_every_child(tmp_path, stop_signal):
 def test_up_stops_with_one_line_when_the_emulator_dies(tmp_path):
     process, _ = _start_up()
     try:
-        moto = [pid for pid in _children(process.pid) if b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        moto = [pid for pid in _children(process.pid)
+                if b"moto.server" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         assert len(moto) == 1
         os.kill(moto[0], signal.SIGKILL)
         rest, _ = process.communicate(timeout=30)
@@ -154,9 +159,10 @@ def test_a_stale_stack_is_named_when_its_port_is_in_use(tmp_path):
                 break
             except OSError:
                 time.sleep(0.2)
-        done = subprocess.run([sys.executable, "-m", "storemon_app", "up", "--empty", "--emulator-port", str(port),
+        done = subprocess.run([sys.executable, "-m", "storemon_app", "up", "--empty", "--emulator-port",
+                               str(port),
                                "--api-port", str(free_port())],
-                              cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60)
+                              cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True, timeout=60)
     finally:
         stale.kill()
         stale.wait()
@@ -164,3 +170,22 @@ def test_a_stale_stack_is_named_when_its_port_is_in_use(tmp_path):
     assert f"port {port} is in use by moto's server of a storemon stack left by an earlier run " \
            f"(pid {stale.pid}" in done.stderr, done.stderr
     assert f"kill {stale.pid}" in done.stderr
+
+
+def test_demo_with_polls_only(tmp_path):
+    """By the specification hours and zones are optional: 24x7, America/Chicago."""
+    fixtures.write_csv(tmp_path / "data" / "store_status.csv", ["store_id", "status", "timestamp_utc"],
+                       fixtures.status_rows())
+    out = tmp_path / "report.csv"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    done = subprocess.run([sys.executable, "-m", "storemon_app", "demo", "--data", str(tmp_path / "data"),
+                           "--out", str(out)],
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "every store is open 24x7" in done.stderr and "America/Chicago" in done.stderr
+    with open(out, newline="") as handle:
+        rows = {row[0]: row for row in csv.reader(handle)}
+    for store in (fixtures.BIG_ID, fixtures.NIGHT_OWL, fixtures.SILENT):  # without hours: open 24x7
+        up_hour, up_day, up_week, down_hour, down_day, down_week = map(float, rows[store][1:])
+        business = (up_hour + down_hour, up_day + down_day, up_week + down_week)
+        assert business == pytest.approx((60, 24, 168)), store

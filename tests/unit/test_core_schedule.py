@@ -25,7 +25,8 @@ def hours(schedule: WeeklySchedule, zone: str, start: str, end: str) -> float:
 
 
 def every_day(start: str, end: str) -> WeeklySchedule:
-    return WeeklySchedule.from_rows([(day, parse_local_time(start), parse_local_time(end)) for day in range(7)])
+    return WeeklySchedule.from_rows([(day, parse_local_time(start), parse_local_time(end))
+                                     for day in range(7)])
 
 
 NINE_TO_FIVE = every_day("09:00:00", "17:00:00")
@@ -77,7 +78,8 @@ def test_overnight_interval_runs_into_the_next_day_across_the_week_boundary():
 
 def test_split_day_chains_into_the_previous_night():
     zone = "America/Denver"
-    rows = [(day, 0, 10 * 60) for day in range(7)] + [(day, 11 * H, parse_local_time("23:59:00")) for day in range(7)]
+    rows = [(day, 0, 10 * 60) for day in range(7)] + \
+        [(day, 11 * H, parse_local_time("23:59:00")) for day in range(7)]
     spans = business_intervals(WeeklySchedule.from_rows(rows), zone, at("2023-01-17 00:00", zone),
                                at("2023-01-18 00:00", zone))
     assert spans == [(at("2023-01-17 00:00", zone), at("2023-01-17 00:10", zone)),

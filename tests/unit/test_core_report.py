@@ -1,6 +1,7 @@
 """Report rows from polls: the worked example, edge cases, the interpolation rules."""
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -15,7 +16,7 @@ from chalicelib.core.interpolation import (
 from chalicelib.core.parsing import InvalidField, parse_poll_timestamp, parse_status
 from chalicelib.core.report import store_report
 from chalicelib.core.schedule import WeeklySchedule
-from tests.test_core_schedule import at
+from tests.unit.test_core_schedule import at
 
 CHICAGO = "America/Chicago"
 H = 3600
@@ -35,7 +36,8 @@ def test_worked_example_of_the_specification():
     assert store_report("s", polls, monday_9_to_12, CHICAGO, now, RULES["nearest_poll"]).csv_fields() == \
         report.csv_fields()
     locf = store_report("s", polls, monday_9_to_12, CHICAGO, now, RULES["carry_forward"])
-    assert locf.day.uptime == 135 * 60 and locf.csv_fields()[1:] == ["15.00", "2.25", "2.25", "45.00", "0.75", "0.75"]
+    assert locf.day.uptime == 135 * 60 and locf.csv_fields()[1:] == ["15.00", "2.25", "2.25", "45.00", "0.75",
+                                                                     "0.75"]
 
 
 def test_store_with_one_poll():
@@ -81,7 +83,8 @@ def test_no_polls_at_all_gets_the_fleets_share():
 def test_closed_for_the_whole_window_is_all_zero():
     closed_all_week_but_monday = WeeklySchedule.from_rows([(0, 9 * H, 10 * H)])
     now = at("2023-01-25 12:00", CHICAGO)  # Wednesday
-    report = store_report("s", [Poll(now - H, True)], closed_all_week_but_monday, CHICAGO, now, RULES["nearest_poll"])
+    report = store_report("s", [Poll(now - H, True)], closed_all_week_but_monday, CHICAGO, now,
+                          RULES["nearest_poll"])
     assert report.hour.business == report.day.business == 0
     assert report.csv_fields()[1:] == ["0.00", "0.00", "1.00", "0.00", "0.00", "0.00"]
     # the rule in use: Monday's hour is two days from the only poll of a store heard from once
@@ -99,14 +102,16 @@ def test_polls_outside_the_read_range_are_ignored():
 
 def test_conflicting_polls_at_one_instant_count_as_inactive():
     now = 1_700_000_000
-    report = store_report("s", [Poll(now - 60, True), Poll(now - 60, False)], None, "UTC", now, RULES["nearest_poll"])
+    report = store_report("s", [Poll(now - 60, True), Poll(now - 60, False)], None, "UTC", now,
+                          RULES["nearest_poll"])
     assert report.hour.uptime == 0
 
 
 def test_csv_columns_add_up_after_rounding():
     from chalicelib.core.report import StoreReport, WindowTotals
 
-    row = StoreReport("s", WindowTotals(3600, 1234.567), WindowTotals(86_399, 40_000.4), WindowTotals(604_799, 1.0))
+    row = StoreReport("s", WindowTotals(3600, 1234.567), WindowTotals(86_399, 40_000.4),
+                      WindowTotals(604_799, 1.0))
     fields = [float(v) for v in row.csv_fields()[1:]]
     assert fields[0] + fields[3] == pytest.approx(60.00)
     assert fields[1] + fields[4] == pytest.approx(24.00)
@@ -129,15 +134,17 @@ def test_markov_bridge_closed_form_matches_numerical_integration(states):
     pi, k = estimate._pi, 1 / (2.0 * H)
     lo, hi, steps = 1_000, 20_000, 20_000
     width = (hi - lo) / steps
-    numeric = sum(_bridge_probability(float(states[0]), float(states[1]), lo + (i + 0.5) * width, 8 * H, pi, k)
+    numeric = sum(_bridge_probability(float(states[0]), float(states[1]), lo + (i + 0.5) * width, 8 * H, pi,
+                                      k)
                   for i in range(steps)) * width
     assert estimate.uptime_seconds(lo, hi) == pytest.approx(numeric, rel=1e-6)
 
 
 def test_parsing_keeps_big_ids_and_drops_fractions():
-    assert parse_poll_timestamp("2023-01-22 12:09:39.388884 UTC") == parse_poll_timestamp("2023-01-22 12:09:39 UTC")
-    assert parse_poll_timestamp("2023-01-22 12:09:39.3 UTC") - parse_poll_timestamp("2023-01-22 00:00:00 UTC") \
-        == 12 * H + 9 * 60 + 39
+    midnight = parse_poll_timestamp("2023-01-22 00:00:00 UTC")
+    whole_second = parse_poll_timestamp("2023-01-22 12:09:39 UTC")
+    assert parse_poll_timestamp("2023-01-22 12:09:39.388884 UTC") == whole_second
+    assert parse_poll_timestamp("2023-01-22 12:09:39.3 UTC") - midnight == 12 * H + 9 * 60 + 39
     assert parse_poll_timestamp("2024-02-29 23:59:59 UTC") == 1709251199
     for bad in ["2023-01-22 12:09:39", "2023-13-01 00:00:00 UTC", "2023-02-30 00:00:00 UTC",
                 "2023-01-22 12:09:39.1234567 UTC", "yesterday UTC", "", "2023-0a-22 12:09:39 UTC",
@@ -192,7 +199,7 @@ def test_silence_has_no_cliff_at_the_edge_of_the_read_range():
     # the poll's weight ramps down over the day before the week, so the credit moves smoothly
     ages = range(24 * 7 - 2, 24 * 8 + 2)
     weekly = [store_report("c", [Poll(now - age * H, True)], None, "UTC", now).week.uptime for age in ages]
-    assert max(abs(a - b) for a, b in zip(weekly, weekly[1:], strict=False)) < H
+    assert max(abs(a - b) for a, b in itertools.pairwise(weekly)) < H
 
 
 def test_a_store_with_only_inactive_evidence_is_not_credited_with_its_week():
@@ -272,7 +279,9 @@ def test_fading_towards_a_floor_is_the_integral_of_its_curve():
 
     def expected(t):
         u = t - last - hold
-        return 1.0 if u < 0 else (pi + (1 - pi) * math.exp(-k * u)) * math.exp(-r * u) + 0.4 * (1 - math.exp(-r * u))
+        if u < 0:
+            return 1.0
+        return (pi + (1 - pi) * math.exp(-k * u)) * math.exp(-r * u) + 0.4 * (1 - math.exp(-r * u))
 
     step = 60
     numeric = sum(expected(t + step / 2) * step for t in range(last, now, step))

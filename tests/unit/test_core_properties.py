@@ -29,7 +29,8 @@ def _schedule(rows):
 
 
 @common
-@given(rows=schedule_rows, zone=st.sampled_from(ZONES), now=st.integers(START_2020, END_2030), offsets=poll_lists,
+@given(rows=schedule_rows, zone=st.sampled_from(ZONES), now=st.integers(START_2020, END_2030),
+       offsets=poll_lists,
        rule=st.sampled_from(sorted(RULES)))
 def test_uptime_plus_downtime_is_business_time(rows, zone, now, offsets, rule):
     polls = [Poll(now + offset, active) for offset, active in offsets]
@@ -40,12 +41,14 @@ def test_uptime_plus_downtime_is_business_time(rows, zone, now, offsets, rule):
     assert report.hour.business <= report.day.business <= report.week.business <= WEEK
     fields = [int(v.replace(".", "")) for v in report.csv_fields()[1:]]
     assert all(v >= 0 for v in fields)
-    for up, down, totals, unit in zip(fields[:3], fields[3:], (report.hour, report.day, report.week), (60, 3600, 3600)):
+    windows = (report.hour, report.day, report.week)
+    for up, down, totals, unit in zip(fields[:3], fields[3:], windows, (60, 3600, 3600), strict=True):
         assert up + down == round(totals.business * 100 / unit)
 
 
 @common
-@given(rows=schedule_rows, zone=st.sampled_from(ZONES), now=st.integers(START_2020, END_2030), offsets=poll_lists,
+@given(rows=schedule_rows, zone=st.sampled_from(ZONES), now=st.integers(START_2020, END_2030),
+       offsets=poll_lists,
        seed=st.integers(0, 2**32))
 def test_input_order_changes_nothing(rows, zone, now, offsets, seed):
     polls = [Poll(now + offset, active) for offset, active in offsets]
@@ -95,5 +98,6 @@ def test_dst_transition_days_in_every_year(zone, year):
     rows = [(d, 1 * 3600, 3 * 3600) for d in range(7)] + [(d, 9 * 3600, 17 * 3600) for d in range(7)]
     for change in changes:
         start = change - change % 60 - SECONDS_PER_DAY
-        assert total_seconds(business_intervals(WeeklySchedule.from_rows(rows), zone, start, start + 2 * SECONDS_PER_DAY)) \
+        assert total_seconds(business_intervals(WeeklySchedule.from_rows(rows), zone, start,
+                                                start + 2 * SECONDS_PER_DAY)) \
             == _brute_force_seconds(rows, zone, start, start + 2 * SECONDS_PER_DAY)

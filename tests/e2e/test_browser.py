@@ -16,12 +16,13 @@ from pathlib import Path
 import pytest
 
 from storemon_app.client import ReportClient
-from tests.test_fan_out import _write_fleet
+from storemon_app.paths import OUT_DIR
+from tests import fixtures
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium; "
-                                                          ".ci/run installs it when it runs as root)")
+pytestmark = pytest.mark.skipif(CHROMIUM is None,
+                                reason="no `chromium` on PATH (Debian: apt-get install chromium; "
+                                       ".ci/run installs it when it runs as root)")
 
 
 def _chromium(tmp_path: Path, *args: str) -> str:
@@ -40,7 +41,7 @@ def test_report_page_in_chromium(stack, tmp_path):
     from storemon_app.event_pump import EventPump
     from storemon_app.local_ingest import ingest_file
 
-    files = _write_fleet(tmp_path, stores=60)
+    files = fixtures.write_fleet(tmp_path, stores=60)
     for kind in ("timezones", "hours", "status"):
         assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
     client = ReportClient(stack.api_url)
@@ -66,12 +67,12 @@ def test_report_page_in_chromium(stack, tmp_path):
     assert [(int(rank), store, down) for rank, store, down, _ in shown] == \
         [(rank, r["store_id"], r["downtime_last_week"]) for rank, r in enumerate(expected, start=1)]
     # each strip agrees with the CSV: outage colours exactly where the week has outages
-    for (_, store, _, svg), row in zip(shown, expected):
+    for (_, store, _, svg), row in zip(shown, expected, strict=True):
         in_outage = "#dc2626" in svg or "#f59e0b" in svg
         assert in_outage == (row["outages_last_week"] != "0"), (store, row["outages_last_week"])
     assert "page 1 of 2 (60 stores)" in _chromium(tmp_path, "--dump-dom", url)
 
-    out = ROOT / "out"
+    out = OUT_DIR
     out.mkdir(exist_ok=True)
     screenshot = out / "report-page.png"
     screenshot.unlink(missing_ok=True)

@@ -34,7 +34,8 @@ def _run_queued_parts(client: Client, attempts: int = 1) -> int:
     """Deliver every queued report part to the worker as a Lambda SQS event."""
     messages = _sqs_messages(settings.report_queue)
     for message in messages:
-        event = client.events.generate_sqs_event(message_bodies=[message["Body"]], queue_name=settings.report_queue)
+        event = client.events.generate_sqs_event(message_bodies=[message["Body"]],
+                                                 queue_name=settings.report_queue)
         event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(attempts)
         client.lambda_.invoke("compute_report_part", event)
     return len(messages)
@@ -63,7 +64,8 @@ def _expected_rows() -> dict[str, list[str]]:
     night = WeeklySchedule.from_rows([(d, 22 * 3600, 2 * 3600) for d in range(7)])
     inputs = {fixtures.BIG_ID: (None, "America/New_York"), fixtures.NIGHT_OWL: (night, "America/Chicago"),
               fixtures.SILENT: (None, "America/Denver")}
-    evidence = {store: store_evidence(polls[store], schedule, zone, now) for store, (schedule, zone) in inputs.items()}
+    evidence = {store: store_evidence(polls[store], schedule, zone, now)
+                for store, (schedule, zone) in inputs.items()}
     rows = {}
     for store in evidence:
         shard = shard_of(store, settings.poll_shards)
@@ -122,7 +124,8 @@ def test_replayed_part_is_harmless(client, ingested):
     report_id = _trigger(client)
     messages = _sqs_messages(settings.report_queue)
     for message in messages + messages[:1]:  # SQS delivers at least once
-        event = client.events.generate_sqs_event(message_bodies=[message["Body"]], queue_name=settings.report_queue)
+        event = client.events.generate_sqs_event(message_bodies=[message["Body"]],
+                                                 queue_name=settings.report_queue)
         client.lambda_.invoke("compute_report_part", event)
     view = client.http.get(f"/get_report?report_id={report_id}").json_body
     assert view["status"] == "Complete" and view["rows"] == 3

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.core import parsing
 from chalicelib.core.schedule import WeeklySchedule, business_intervals, total_seconds
-from tests.test_core_schedule import at
+from tests.unit.test_core_schedule import at
 
 WEEK_START = at("2023-01-16 00:00", "UTC")
 
