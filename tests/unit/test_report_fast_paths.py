@@ -30,7 +30,7 @@ from chalicelib.core.parsing import (
 )
 from chalicelib.core.report import READ_RANGE, _near_spans, _overlap_seconds, store_evidence
 from chalicelib.core.schedule import clip_spans, merge_spans, total_seconds
-from tests.test_core_properties import END_2030, START_2020, poll_lists
+from tests.unit.test_core_properties import END_2030, START_2020, poll_lists
 
 common = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
