@@ -6,32 +6,20 @@ Handlers stay thin: they translate HTTP or SQS into calls on the services in
 from __future__ import annotations
 
 import functools
+import hmac
 import json
 import os
 import time
 import uuid
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Optional
 
 from chalice import Chalice, Response
-from chalice.app import Request, SQSEvent
+from chalice.app import SQSEvent
 
-from chalicelib.dead_letters import (
-    dead_letter_queue,
-    forward_to_dead_letters,
-    settle_ingest_dead_letter,
-    settle_report_dead_letter,
-)
-from chalicelib.drops import drops_from_notification, ingest_drop
+from chalicelib.dead_letters import dead_letter_queue
+from chalicelib.dependencies import Dependencies
+from chalicelib.drops import drops_from_notification
 from chalicelib.logs import bind_request, log
-from chalicelib.owner_keys import (
-    Caller,
-    KeyRefused,
-    identify,
-    may_read,
-    report_scope,
-    store_ids_argument,
-    token_matches,
-)
 from chalicelib.reporting import (
     FAILURES,
     ReportGone,
@@ -43,13 +31,13 @@ from chalicelib.reporting import (
     parse_as_of,
 )
 from chalicelib.report_page import report_page_html
-from chalicelib.settings import settings
-from chalicelib.storage.models import ReportJob
-from chalicelib.storage.owner_keys import OwnerKeyRepository
+from chalicelib.settings import QueueNames
 from chalicelib.timeline import UnknownStore, store_timeline
 
 app = Chalice(app_name="storemon")
 app.api.cors = False
+#: The only settings read at import: Chalice's ``on_sqs_message`` decorators need the queue names.
+QUEUES = QueueNames.from_env()
 
 #: Deliveries of one part before the job is given up as Failed (the queue's DLQ takes 5).
 MAX_PART_ATTEMPTS = 3
@@ -60,8 +48,16 @@ MAX_PART_ATTEMPTS = 3
 REPORT_TIMEOUT_SECONDS = 5 * 60
 
 
+@functools.lru_cache(maxsize=1)
+def dependencies() -> Dependencies:
+    """The container's services and clients, built on first use from the environment and kept
+    (``dependencies.cache_clear()`` makes the next call build them anew: tests do, between
+    emulators)."""
+    return Dependencies.from_env()
+
+
 def _service() -> ReportService:
-    return ReportService(settings)
+    return dependencies().reports
 
 
 #: Deployed stages: API Gateway refuses calls without a valid ``x-api-key`` (the usage
@@ -77,43 +73,14 @@ def _error(status: int, message: str, **extra: Any) -> Response:
     return Response(body={"error": message, "status_code": status, **extra}, status_code=status)
 
 
-#: Routes a report's page token (``?token=``) opens instead of a key: the page and the
-#: timelines it links to. The ``/shared/...`` pair needs no key at API Gateway either.
-TOKEN_ROUTES = {"report_page", "store_timeline_view", "shared_report_page", "shared_store_timeline"}
-SHARED_ROUTES = {"shared_report_page", "shared_store_timeline"}
-
-
-def _owner_keys() -> OwnerKeyRepository:
-    return OwnerKeyRepository()
-
-
-def _caller() -> Optional[Caller]:
-    """Who the current request is (``chalicelib.owner_keys``); None when a page token,
-    not a key, authorises it (the view then checks the token against the report)."""
-    return getattr(app.current_request, "storemon_caller", None)
-
-
-def _key_caller() -> Caller:
-    """The caller of a route that takes no page token: never guessed (fail closed)."""
-    caller = _caller()
-    if caller is None:
-        raise RuntimeError("the request's API key was not checked (_refusal) before the view")
-    return caller
-
-
-def _refusal(route: str = "") -> Optional[Response]:
-    """The error every route answers before doing anything: a missing, wrong or revoked
-    API key (401), or an ``Accept`` header asking only for what we cannot produce (406).
-    A request with a page token on a token route is checked by its view instead."""
-    request = _request()
-    headers: Mapping[str, str] = request.headers or {}
-    by_token = route in SHARED_ROUTES or (route in TOKEN_ROUTES and "token" in _params())
-    if not by_token:
-        try:
-            caller = identify(headers.get("x-api-key", ""), _owner_keys(), os.environ.get("STOREMON_API_KEY"))
-        except KeyRefused as refused:
-            return _error(401, str(refused))
-        setattr(request, "storemon_caller", caller)  # noqa: B010 (Request declares no such attribute)
+def _refusal() -> Optional[Response]:
+    """The error every route answers before doing anything: a missing or wrong local API
+    key (401), or an ``Accept`` header asking only for what we cannot produce (406)."""
+    request = app.current_request
+    headers = request.headers or {}
+    expected = os.environ.get("STOREMON_API_KEY")
+    if expected and not hmac.compare_digest(headers.get("x-api-key", "").encode(), expected.encode()):
+        return _error(401, "a valid API key is required in the x-api-key header")
     accept = headers.get("accept", "").strip()
     if accept:
         types = [item.split(";", 1)[0].strip().lower() for item in accept.split(",")]
@@ -129,7 +96,7 @@ def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def guarded(**uri_params: str) -> Any:
         bind_request(app.current_request.lambda_context)
-        refusal = _refusal(view.__name__)
+        refusal = _refusal()
         if refusal is not None:
             return refusal
         try:
@@ -147,42 +114,32 @@ def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 @_json_errors
 def trigger_report() -> Response:
     """Start a report; the client polls ``get_report`` with the returned id.
-    Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then.
-    Optional ``store_ids`` (JSON list, or comma-separated query parameter): only those
-    stores. An owner key's report holds only its stores (``chalicelib.owner_keys``)."""
-    caller = _key_caller()
+    Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then."""
     try:
-        raw_as_of, raw_stores = _trigger_arguments()
+        raw_as_of = _as_of_argument()
         as_of = parse_as_of(raw_as_of) if raw_as_of is not None else None
-        stores = report_scope(caller, store_ids_argument(raw_stores))
     except ValueError as error:
         return _error(400, str(error))
     try:
-        report_id = _service().trigger(as_of=as_of, store_ids=stores, owner_key_id=caller.key_id)
+        report_id = _service().trigger(as_of=as_of)
     except TriggerError as error:
         # The job exists and is Failed: say so with its id, so nobody waits on it.
         return _error(503, str(error), error_code=error.code, report_id=error.report_id)
     return Response(body={"report_id": report_id}, status_code=202)
 
 
-def _trigger_arguments() -> tuple[Any, Any]:
-    """``as_of`` and ``store_ids``, each from the query string or else the JSON body."""
-    request = _request()
-    params = _params()
-    names = ("as_of", "store_ids")
-    values = [params.get(name) for name in names]
-    if None in values and request.raw_body:
+def _as_of_argument() -> Any:
+    request = app.current_request
+    value = (request.query_params or {}).get("as_of")
+    if value is None and request.raw_body:
         try:
             body = json.loads(request.raw_body)
         except ValueError:
-            raise ValueError("the request body is not JSON: send {\"as_of\": \"<ISO 8601>\"} "
-                             "or nothing") from None
-        body = body if isinstance(body, dict) else {}
-        values = [body.get(name) if value is None else value
-                  for name, value in zip(names, values, strict=True)]
-    if values[0] is not None and not isinstance(values[0], str):
+            raise ValueError("the request body is not JSON: send {\"as_of\": \"<ISO 8601>\"} or nothing") from None
+        value = body.get("as_of") if isinstance(body, dict) else None
+    if value is not None and not isinstance(value, str):
         raise ValueError("as_of must be a string such as \"2023-01-25T18:00:00Z\"")
-    return values[0], values[1]
+    return value
 
 
 @app.route("/get_report", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -200,8 +157,8 @@ def get_report() -> Any:
         return _error(400, f"report_id {raw_id[:80]!r} is not a UUID")
     service = _service()
     job = service.jobs.get(report_id)
-    if job is None or not may_read(_key_caller(), job.owner_key_id):
-        return _error(404, f"no report with id {report_id}")  # another owner's: as if unknown
+    if job is None:
+        return _error(404, f"no report with id {report_id}")
     if job.expires_at is not None and job.expires_at.timestamp() < time.time():
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     if job.status == "Running" and time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS:
@@ -224,61 +181,20 @@ def get_report() -> Any:
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
     view["download_url"] = service.download_url(job)
     view["detail_url"] = service.download_url(job, detail=True)
-    view.update(_page_url(job))
     return view
 
 
-def _request() -> Request:
-    request = app.current_request
-    assert request is not None, "only called while handling a request"
-    return request
-
-
-def _page_url(job: Optional[ReportJob]) -> dict[str, str]:
-    """``page_url``: the report page's capability URL (``/shared/reports/{id}?token=``),
-    absolute when the request says where the API is (its Host and, deployed, the stage in
-    its path). Nothing for a job made before page tokens."""
-    if job is None or not job.page_token:
-        return {}
-    request = _request()
-    headers: Mapping[str, str] = request.headers or {}
-    context: Mapping[str, Any] = request.context or {}
-    path = f"/shared/reports/{job.report_id}?token={job.page_token}"
-    host = headers.get("host")
-    if not host:
-        return {"page_url": path}
-    full, resource = str(context.get("path") or ""), str(context.get("resourcePath") or "")
-    stage = full[:-len(resource)] if resource and full.endswith(resource) else ""
-    return {"page_url": f"{headers.get('x-forwarded-proto', 'http')}://{host}{stage}{path}"}
-
-
 def _report_job(raw_id: str, service: ReportService) -> tuple[Any, Optional[Response]]:
-    """The job of a ``report_id`` parameter, or the error to answer (400 not a UUID, 404
-    unknown, or not this caller's: with a page token, not that report's token)."""
+    """The job of a ``report_id`` parameter, or the error to answer (400 not a UUID, 404 unknown)."""
     raw_id = (raw_id or "").strip()
     try:
         report_id = str(uuid.UUID(raw_id))
     except ValueError:
         return None, _error(400, f"report_id {raw_id[:80]!r} is not a UUID")
     job = service.jobs.get(report_id)
-    caller = _caller()
     if job is None:
-        readable = False
-    elif caller is None:
-        readable = token_matches(job.page_token, _token())
-    else:
-        readable = may_read(caller, job.owner_key_id)
-    if not readable:
         return None, _error(404, f"no report with id {report_id}")
     return job, None
-
-
-def _token() -> str:
-    return _params().get("token", "")
-
-
-def _params() -> dict[str, str]:
-    return dict(_request().query_params or {})
 
 
 @app.route("/stores/{store_id}/timeline", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -286,53 +202,30 @@ def _params() -> dict[str, str]:
 def store_timeline_view(store_id: str) -> Any:
     """One store's week (business spans, polls, up/down segments and their evidence) as of a
     report's ``now`` (``report_id=``) or of ``as_of=`` (ISO 8601): the report's own numbers."""
-    return _timeline(store_id)
-
-
-def _timeline(store_id: str) -> Any:
-    params = _params()
+    params = app.current_request.query_params or {}
     if len(store_id) > 200:
         return _error(400, "store_id is longer than 200 characters")
     if ("report_id" in params) == ("as_of" in params):
         return _error(400, "give exactly one of the query parameters report_id and as_of")
     service = _service()
-    now = _timeline_now(store_id, params, service)
-    if isinstance(now, Response):
-        return now
-    try:
-        return store_timeline(service, store_id, now)
-    except UnknownStore:
-        return _unknown_store(store_id)
-
-
-def _unknown_store(store_id: str) -> Response:
-    return _error(404, f"no store with id {store_id[:80]!r} in the data of that week")
-
-
-def _timeline_now(store_id: str, params: dict[str, str], service: ReportService) -> Union[int, Response]:
-    """The "now" of a timeline (its report's, or ``as_of``), or the error to answer: a store
-    outside the report's stores, or outside the caller's, is as unknown as one never seen."""
-    caller = _caller()
     if "report_id" in params:
         job, error = _report_job(params["report_id"], service)
         if error is not None:
             return error
         if job.data_now is None:
             return _error(404, f"report {job.report_id} has no data to show a timeline of")
-        if job.store_ids is not None and store_id not in job.store_ids:
-            return _unknown_store(store_id)
-        return int(job.data_now)
-    if caller is None:
-        return _error(400, "a page token goes with report_id, not as_of")
-    if not caller.sees(store_id):
-        return _unknown_store(store_id)
+        now = int(job.data_now)
+    else:
+        try:
+            now = parse_as_of(params["as_of"])
+        except ValueError as error:
+            return _error(400, str(error))
+        if service.state.latest_poll_at() is None:
+            return _error(404, FAILURES["NO_DATA"])
     try:
-        now = parse_as_of(params["as_of"])
-    except ValueError as error:
-        return _error(400, str(error))
-    if service.state.latest_poll_at() is None:
-        return _error(404, FAILURES["NO_DATA"])
-    return now
+        return store_timeline(service, store_id, now)
+    except UnknownStore:
+        return _error(404, f"no store with id {store_id[:80]!r} in the data of that week")
 
 
 @app.route("/reports/{report_id}", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -340,10 +233,6 @@ def _timeline_now(store_id: str, params: dict[str, str], service: ReportService)
 def report_page(report_id: str) -> Any:
     """The report as one HTML page: fleet uptime, stores ranked by week downtime with a week
     strip each, ``page=`` (50 a page) and ``q=`` (store id contains)."""
-    return _page(report_id)
-
-
-def _page(report_id: str) -> Any:
     params = app.current_request.query_params or {}
     service = _service()
     job, error = _report_job(report_id, service)
@@ -362,25 +251,10 @@ def _page(report_id: str) -> Any:
         return _error(409, f"report {job.report_id} is {job.status}; its page exists once it is Complete",
                       report_id=job.report_id, report_status=job.status)
     try:
-        body = report_page_html(service, job, page, query, token=_token() or None)
+        body = report_page_html(service, job, page, query)
     except ReportGone:
         return _error(410, FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=job.report_id)
     return Response(body=body, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
-
-
-@app.route("/shared/reports/{report_id}", methods=["GET"], api_key_required=False)
-@_json_errors
-def shared_report_page(report_id: str) -> Any:
-    """The report page by its ``page_url`` (``?token=``), with no API key: a browser cannot
-    send one. API Gateway lets it through; the token is the whole check (404 without it)."""
-    return _page(report_id)
-
-
-@app.route("/shared/stores/{store_id}/timeline", methods=["GET"], api_key_required=False)
-@_json_errors
-def shared_store_timeline(store_id: str) -> Any:
-    """A timeline the shared page links to: ``report_id`` and that report's ``token``."""
-    return _timeline(store_id)
 
 
 @app.route("/trigger_report", methods=["PUT", "DELETE", "PATCH"], api_key_required=API_KEY_REQUIRED)
@@ -402,7 +276,7 @@ def _not_allowed(allowed: str) -> Response:
     return response
 
 
-@app.on_sqs_message(queue=settings.report_queue, batch_size=1)
+@app.on_sqs_message(queue=QUEUES.report, batch_size=1)
 def compute_report_part(event: SQSEvent) -> None:
     """One fan-out part of a report. Retries transient errors through SQS,
     then gives the job up as Failed so clients never wait forever."""
@@ -412,7 +286,7 @@ def compute_report_part(event: SQSEvent) -> None:
         try:
             part = ReportPart.from_json(record.body)
         except (ValueError, KeyError, TypeError) as error:
-            forward_to_dead_letters(settings.report_queue, record.body, str(error), _message_id(record))
+            dependencies().dead_letters.forward(QUEUES.report, record.body, str(error), _message_id(record))
             continue
         attempts = int(record.to_dict().get("attributes", {}).get("ApproximateReceiveCount", "1"))
         ids = {"report_id": part.report_id, "part": part.part, "message_id": _message_id(record),
@@ -431,7 +305,7 @@ def compute_report_part(event: SQSEvent) -> None:
             raise
 
 
-@app.on_sqs_message(queue=settings.ingest_queue, batch_size=1)
+@app.on_sqs_message(queue=QUEUES.ingest, batch_size=1)
 def ingest_csv_drop(event: SQSEvent) -> None:
     """A CSV landed under incoming/ in the bucket (S3 -> SQS notification)."""
     bind_request(event.context)
@@ -439,28 +313,28 @@ def ingest_csv_drop(event: SQSEvent) -> None:
         try:
             drops = drops_from_notification(record.body)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            forward_to_dead_letters(settings.ingest_queue, record.body, str(error), _message_id(record))
+            dependencies().dead_letters.forward(QUEUES.ingest, record.body, str(error), _message_id(record))
             continue
         for drop in drops:
             log.thread_safe_append_keys(ingestion_id=drop.ingestion_id, message_id=_message_id(record))
             log.info("ingesting")
-            ingest_drop(drop, settings)
+            dependencies().drops.ingest(drop)
 
 
-@app.on_sqs_message(queue=dead_letter_queue(settings.report_queue), batch_size=10)
+@app.on_sqs_message(queue=dead_letter_queue(QUEUES.report), batch_size=10)
 def report_dead_letters(event: SQSEvent) -> None:
     """Parts SQS gave up on: their reports become Failed (DEAD_LETTER), never silently stuck."""
     bind_request(event.context)
     for record in event:
-        settle_report_dead_letter(record.body, _message_id(record))
+        dependencies().dead_letters.settle_report(record.body, _message_id(record))
 
 
-@app.on_sqs_message(queue=dead_letter_queue(settings.ingest_queue), batch_size=10)
+@app.on_sqs_message(queue=dead_letter_queue(QUEUES.ingest), batch_size=10)
 def ingest_dead_letters(event: SQSEvent) -> None:
     """S3 events SQS gave up on: their ingestions become Failed with the reason."""
     bind_request(event.context)
     for record in event:
-        settle_ingest_dead_letter(record.body, _message_id(record))
+        dependencies().dead_letters.settle_ingest(record.body, _message_id(record))
 
 
 def _message_id(record: Any) -> str:

@@ -19,6 +19,7 @@ from chalicelib.core.parsing import InvalidField
 from chalicelib.core.strays import STRAY_MIN_ROWS, StrayGuard
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository
+from chalicelib.storage.models import Tables
 from chalicelib.storage.polls import PollRepository, StorePoll
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 
@@ -163,9 +164,11 @@ def ingest_lines(
     rejection_log: Optional[RejectionLog] = None,
     progress: Optional[ProgressCallback] = None,
     wall_clock: Callable[[], float] = time.time,
+    tables: Optional[Tables] = None,
 ) -> IngestResult:
     """Ingest one CSV file given as raw lines; raises ``FileRejected`` before writing anything
-    when the file as a whole is unusable."""
+    when the file as a whole is unusable. ``tables``: by default ``settings``' own."""
+    tables = tables or Tables.from_settings(settings)
     log = rejection_log or RejectionLog()
     result_holder: list[IngestResult] = []
 
@@ -183,7 +186,7 @@ def ingest_lines(
     result_holder.append(result)
     width = len(first[1])
     ingest = {STATUS: _ingest_status, HOURS: _ingest_hours, TIMEZONES: _ingest_timezones}[kind]
-    ingest(rows, columns, width, settings, result, reject, progress, wall_clock)
+    ingest(rows, columns, width, settings, result, reject, progress, wall_clock, tables)
     return result
 
 
@@ -194,14 +197,14 @@ def _check_width(fields: list[str], width: int) -> None:
         raise InvalidField(f"expected {width} fields, found {len(fields)}")
 
 
-def _ingest_status(rows, columns, width, settings, result, reject, progress, wall_clock) -> None:
-    repository = PollRepository(settings.poll_shards, settings.retention_days, settings.poll_item_budget)
+def _ingest_status(rows, columns, width, settings, result, reject, progress, wall_clock, tables) -> None:
+    repository = PollRepository.from_settings(settings, tables)
     limit = int(wall_clock()) + FUTURE_TOLERANCE
     store_col, status_col, ts_col = columns["store_id"], columns["status"], columns["timestamp_utc"]
     batch: list[StorePoll] = []
     latest: Optional[int] = None
     stores: set[str] = set()
-    state = DatasetStateRepository()
+    state = DatasetStateRepository(tables.dataset_state)
     guard: StrayGuard[tuple[int, StorePoll, list[str]]] = StrayGuard(state.latest_poll_at())
     read = 0
     for number, fields in rows:
@@ -282,7 +285,7 @@ def _collect_per_store(rows, width, store_col, parse_row, reject, progress):
     return values
 
 
-def _ingest_hours(rows, columns, width, settings, result, reject, progress, wall_clock) -> None:
+def _ingest_hours(rows, columns, width, settings, result, reject, progress, wall_clock, tables) -> None:
     store_col, day_col = columns["store_id"], columns["day"]
     start_col, end_col = columns["start_time_local"], columns["end_time_local"]
 
@@ -297,12 +300,12 @@ def _ingest_hours(rows, columns, width, settings, result, reject, progress, wall
     schedules = {store: sorted({tuple(v) for _, v in items}) for store, items in values.items()}
     count(result, "duplicate_hours", sum(len(items) for items in values.values()) -
           sum(len(rows_) for rows_ in schedules.values()))
-    business_hours_repository(settings.poll_shards, settings.poll_item_budget).replace({s: [list(r) for r in rows_] for s, rows_ in schedules.items()})
+    business_hours_repository(settings.poll_shards, settings.poll_item_budget, tables).replace({s: [list(r) for r in rows_] for s, rows_ in schedules.items()})
     result.rows_accepted = sum(len(items) for items in values.values())
     result.stores = len(schedules)
 
 
-def _ingest_timezones(rows, columns, width, settings, result, reject, progress, wall_clock) -> None:
+def _ingest_timezones(rows, columns, width, settings, result, reject, progress, wall_clock, tables) -> None:
     store_col, tz_col = columns["store_id"], columns["timezone_str"]
 
     def parse_row(fields):
@@ -322,5 +325,5 @@ def _ingest_timezones(rows, columns, width, settings, result, reject, progress, 
         zones[store] = distinct.pop()
         count(result, "duplicates", len(items) - 1)
         result.rows_accepted += len(items)
-    timezone_repository(settings.poll_shards, settings.poll_item_budget).replace(zones)
+    timezone_repository(settings.poll_shards, settings.poll_item_budget, tables).replace(zones)
     result.stores = len(zones)

@@ -20,7 +20,7 @@ from typing import AbstractSet, Any, Iterable, Iterator, Optional
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import queue_url, s3_client, sqs_client
+from chalicelib.aws import AwsClients
 from chalicelib.core.interpolation import InterpolationRule, fleet_up_share
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
 from chalicelib.core.report import (
@@ -38,8 +38,9 @@ from chalicelib.logs import log
 from chalicelib.owner_keys import new_page_token
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
-from chalicelib.storage.models import ReportJob
+from chalicelib.storage.models import ReportJob, Tables
 from chalicelib.storage.polls import PollRepository, ShardPolls, shard_of
+from chalicelib.storage.store_maps import StoreMapRepository
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 
 
@@ -169,13 +170,32 @@ class EvidenceSummary:
 
 
 class ReportService:
-    def __init__(self, settings: Settings) -> None:
+    """Trigger, compute, assemble and hand out reports. Its clients and repositories are
+    given (``from_settings`` builds them), so it reads no environment and makes no client."""
+
+    def __init__(self, settings: Settings, aws: AwsClients, jobs: ReportJobRepository,
+                 state: DatasetStateRepository, polls: PollRepository, hours: StoreMapRepository,
+                 zones: StoreMapRepository) -> None:
         self.settings = settings
-        self.jobs = ReportJobRepository()
-        self.state = DatasetStateRepository()
-        self.polls = PollRepository(settings.poll_shards, settings.retention_days, settings.poll_item_budget)
-        self.hours = business_hours_repository(settings.poll_shards, settings.poll_item_budget)
-        self.zones = timezone_repository(settings.poll_shards, settings.poll_item_budget)
+        self.aws = aws
+        self.jobs = jobs
+        self.state = state
+        self.polls = polls
+        self.hours = hours
+        self.zones = zones
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tables: Optional[Tables] = None,
+                      aws: Optional[AwsClients] = None) -> "ReportService":
+        """The service on ``settings``' tables, bucket and queue; ``tables`` and ``aws`` default to
+        new ones (the composition root passes its own, shared by every service)."""
+        tables = tables or Tables.from_settings(settings)
+        return cls(settings, aws or AwsClients.from_env(),
+                   jobs=ReportJobRepository(tables.report_jobs),
+                   state=DatasetStateRepository(tables.dataset_state),
+                   polls=PollRepository.from_settings(settings, tables),
+                   hours=business_hours_repository(settings.poll_shards, settings.poll_item_budget, tables),
+                   zones=timezone_repository(settings.poll_shards, settings.poll_item_budget, tables))
 
     # -- trigger ----------------------------------------------------------
     def trigger(self, as_of: Optional[int] = None, store_ids: Optional[AbstractSet[str]] = None,
@@ -199,10 +219,10 @@ class ReportService:
             return report_id
         messages = [ReportPart(report_id, index, shards, data_now) for index, shards in enumerate(plan)]
         try:
-            url = queue_url(self.settings.report_queue)
+            url = self.aws.queue_url(self.settings.report_queue)
             for start in range(0, len(messages), 10):
                 batch = messages[start:start + 10]
-                response = sqs_client().send_message_batch(
+                response = self.aws.sqs.send_message_batch(
                     QueueUrl=url,
                     Entries=[{"Id": str(m.part), "MessageBody": m.to_json()} for m in batch],
                 )
@@ -267,7 +287,7 @@ class ReportService:
             rows = [row for row in rows if row[0] in job.store_ids]
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
-        s3_client().put_object(Bucket=self.settings.bucket, Key=part_key(part.report_id, part.part),
+        self.aws.s3.put_object(Bucket=self.settings.bucket, Key=part_key(part.report_id, part.part),
                                Body=buffer.getvalue().encode("utf-8"), ContentType="text/csv")
         updated = self.jobs.mark_part_done(part.report_id, part.part)
         if updated is None:
@@ -279,7 +299,7 @@ class ReportService:
 
     # -- assemble ---------------------------------------------------------
     def _part_lines(self, report_id: str, part: int) -> Iterator[str]:
-        body = s3_client().get_object(Bucket=self.settings.bucket, Key=part_key(report_id, part))["Body"]
+        body = self.aws.s3.get_object(Bucket=self.settings.bucket, Key=part_key(report_id, part))["Body"]
         for line in body.iter_lines():
             if line:
                 yield line.decode("utf-8") + "\n"
@@ -317,7 +337,8 @@ class ReportService:
             key, detail_key = report_key(job.report_id), detail_report_key(job.report_id)
             for body, name in ((out, key), (detail, detail_key), (strips, strips_key(job.report_id))):
                 body.seek(0)
-                s3_client().upload_fileobj(body, self.settings.bucket, name, ExtraArgs={"ContentType": "text/csv"})
+                self.aws.s3.upload_fileobj(body, self.settings.bucket, name,
+                                           ExtraArgs={"ContentType": "text/csv"})
         self.jobs.complete(job.report_id, key, rows, summary=json.dumps(summary.as_dict(), sort_keys=True))
 
     # -- read -------------------------------------------------------------
@@ -325,7 +346,7 @@ class ReportService:
         """Presigned URL of the report, or of its detail report (``detail_report_key``)."""
         key = detail_report_key(job.report_id) if detail else job.s3_key
         name = f"report-{job.report_id}{'-detail' if detail else ''}.csv"
-        return s3_client().generate_presigned_url(
+        return self.aws.s3.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.settings.bucket, "Key": key,
                     "ResponseContentType": "text/csv",
@@ -336,7 +357,7 @@ class ReportService:
     def csv_body(self, job: ReportJob) -> bytes:
         """The CSV's bytes; ``ReportGone`` when the bucket no longer has it."""
         try:
-            return s3_client().get_object(Bucket=self.settings.bucket, Key=job.s3_key)["Body"].read()
+            return self.aws.s3.get_object(Bucket=self.settings.bucket, Key=job.s3_key)["Body"].read()
         except ClientError as error:
             if _error_code(error) in ("NoSuchKey", "404"):
                 raise ReportGone(job.report_id) from None
@@ -345,7 +366,7 @@ class ReportService:
     def check_csv_exists(self, job: ReportJob) -> None:
         """Raise ``ReportGone`` rather than hand out a URL to nothing."""
         try:
-            s3_client().head_object(Bucket=self.settings.bucket, Key=job.s3_key)
+            self.aws.s3.head_object(Bucket=self.settings.bucket, Key=job.s3_key)
         except ClientError as error:
             if _error_code(error) in ("NoSuchKey", "404", "NotFound"):
                 raise ReportGone(job.report_id) from None

@@ -11,7 +11,7 @@ import botocore.session
 import pynamodb.connection.base
 from moto import mock_aws
 
-from chalicelib.aws import reset_clients
+import app as app_module
 from storemon_app.runtime import LocalStack, free_port, running_stack
 from storemon_app.stack import apply_stack, destroy_stack
 from tests import targets
@@ -24,15 +24,15 @@ def aws() -> Iterator[dict[str, str]]:
     """A fresh emulated account with every table, queue and bucket of the template:
     in-process moto, or fresh resources on the run's targets (tests/targets.py)."""
     with targets.target_environment(), (nullcontext() if targets.ALL_EXTERNAL else mock_aws()):
-        reset_clients()
+        app_module.dependencies.cache_clear()
         names = apply_stack(targets.NAMES_STAGE)
         try:
             yield names
         finally:
             if targets.TARGETS:
-                reset_clients()
+                app_module.dependencies.cache_clear()
                 destroy_stack(targets.NAMES_STAGE)
-    reset_clients()
+    app_module.dependencies.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def stack() -> Iterator[LocalStack]:
     to a target) and ``chalice local``, one per test module (each module starts from empty
     tables). The event pump is the test's to run."""
     saved = dict(os.environ)
-    reset_clients()
+    app_module.dependencies.cache_clear()
     try:
         with targets.target_environment(), running_stack(emulator_port=free_port(), api_port=free_port(),
                                                          names_stage=targets.NAMES_STAGE) as running:
@@ -53,7 +53,7 @@ def stack() -> Iterator[LocalStack]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        reset_clients()
+        app_module.dependencies.cache_clear()
 
 
 @pytest.fixture

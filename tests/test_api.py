@@ -13,9 +13,11 @@ import app as app_module
 from chalicelib.core.interpolation import Poll
 from chalicelib.core.report import CSV_HEADER
 from chalicelib.core.schedule import WeeklySchedule
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from chalicelib.storage.jobs import ReportJobRepository
 from tests import fixtures
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 
 def _sqs_messages(queue: str) -> list[dict]:

@@ -31,17 +31,19 @@ from chalicelib.core.parsing import parse_poll_timestamp
 from chalicelib.core.strays import STRAY_MIN_ROWS
 from chalicelib.drops import S3Drop, drops_from_notification, ingest_drop, ingest_source
 from chalicelib.ingestion import FUTURE_TOLERANCE, RejectionLog, ingest_lines
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from chalicelib.storage import polls as polls_module
 from chalicelib.storage.ingestions import IngestionRepository
 from chalicelib.storage.jobs import DatasetStateRepository
-from chalicelib.storage.models import PollBlock, PollDirectory
+from chalicelib.storage.models import Tables
 from chalicelib.storage.polls import DAY, PollRepository, day_key, shard_of
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 from storemon_app import local_ingest
 from storemon_app.local_ingest import ingest_file
 from storemon_app.stack import apply_stack, destroy_stack
 from tests import fixtures, targets
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 STATUS_HEADER = ["store_id", "status", "timestamp_utc"]
 HOURS_HEADER = ["store_id", "dayOfWeek", "start_time_local", "end_time_local"]
@@ -527,8 +529,8 @@ def test_future_tolerance_is_five_minutes():
         written = []
         patch.setattr(PollRepository, "add_polls", lambda self, polls: written.extend(polls))
         patch.setattr("chalicelib.ingestion.DatasetStateRepository",
-                      lambda: types.SimpleNamespace(advance_latest_poll=lambda at: None,
-                                                    latest_poll_at=lambda: None))
+                      lambda *model: types.SimpleNamespace(advance_latest_poll=lambda at: None,
+                                                          latest_poll_at=lambda: None))
         result = ingest_lines(csv_bytes(STATUS_HEADER, rows).splitlines(), settings,
                               rejection_log=RejectionLog(rejected.append), wall_clock=lambda: clock)
     assert result.rows_accepted == 3 and [r.line for r in rejected] == [5, 6]
@@ -770,8 +772,9 @@ def test_poll_items_carry_a_ttl_and_expired_items_are_not_read(aws, monkeypatch)
     drop("incoming/status/r.csv", csv_bytes(STATUS_HEADER, [[store, "active", old_stamp], [store, "inactive", recent_stamp]]))
     shard = shard_of(store, settings.poll_shards)
     retention = settings.retention_days * DAY
-    recent_item = PollDirectory.get(day_key(shard, today))
-    old_item = PollDirectory.get(day_key(shard, old_at // DAY * DAY))
+    directories = Tables.from_settings(settings).poll_directories
+    recent_item = directories.get(day_key(shard, today))
+    old_item = directories.get(day_key(shard, old_at // DAY * DAY))
     raw = scan(settings.polls_table)
     assert all("N" in item["expires_at"] for item in raw if "#stores" not in item["bucket_key"]["S"])
     assert len(raw) >= 5  # two directories and their blocks, the roster and its block
@@ -782,7 +785,7 @@ def test_poll_items_carry_a_ttl_and_expired_items_are_not_read(aws, monkeypatch)
     assert polls_of(store, **window) == [(old_at, True), (today, False)]
 
     # an item DynamoDB has not deleted yet (moto never does) is ignored once past its TTL
-    PollDirectory(old_item.bucket_key).update(actions=[PollDirectory.expires_at.set(datetime.now(timezone.utc) - timedelta(seconds=1))])
+    directories(old_item.bucket_key).update(actions=[directories.expires_at.set(datetime.now(timezone.utc) - timedelta(seconds=1))])
     assert polls_of(store, **window) == [(today, False)]
 
     # and with the clock past the retention of the recent day, nothing is read at all
@@ -839,13 +842,7 @@ def test_cli_says_plainly_when_the_emulator_is_not_running(capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "prepare_environment", lambda stage, endpoint: None)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    from chalicelib.aws import reset_clients
-
-    reset_clients()
-    try:
-        assert cli.main(["ingestions"]) == 1
-    finally:
-        reset_clients()
+    assert cli.main(["ingestions"]) == 1
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
 
 

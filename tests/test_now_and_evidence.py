@@ -10,11 +10,13 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib.core.strays import STRAY_GAP, STRAY_MIN_ROWS, StrayGuard
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository
 from storemon_app import local_ingest
 from storemon_app.local_ingest import ingest_file
 from tests import fixtures
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 H = 3600
 DAY = 24 * H

@@ -21,8 +21,10 @@ from chalicelib.aws import queue_url, s3_client, sqs_client
 from chalicelib.core import parsing
 from chalicelib.core.parsing import InvalidField
 from chalicelib.ingestion import IngestResult, RejectionLog, Rejection, ingest_lines
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from tests import fixtures
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 STATUS_HEADER = "store_id,status,timestamp_utc"
 
@@ -231,7 +233,7 @@ def test_a_trigger_whose_parts_cannot_be_queued_ends_failed_with_its_id(client, 
         def send_message_batch(self, **kwargs):
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:4566/")
 
-    monkeypatch.setattr("chalicelib.reporting.sqs_client", lambda: Unreachable())
+    monkeypatch.setattr(app_module.dependencies().aws, "sqs", Unreachable())
     response = client.http.post("/trigger_report")
     assert response.status_code == 503
     body = response.json_body
@@ -492,10 +494,11 @@ def test_download_urls_expire_after_15_minutes_by_default_and_the_setting_is_use
     monkeypatch.setenv("PRESIGN_SECONDS", "120")
     assert Settings.from_env().presign_seconds == 120
 
+    app_module.dependencies.cache_clear()  # a new container: it reads the settings on first use
     report_id, view = run_report(client)
     expires = parse_qs(urlparse(view["download_url"]).query)["X-Amz-Expires"]
-    assert expires == ["900"]
-    monkeypatch.setattr(app_module, "settings", dataclasses.replace(settings, presign_seconds=60))
+    assert expires == ["120"]
+    monkeypatch.setattr(app_module.dependencies().reports, "settings", dataclasses.replace(settings, presign_seconds=60))
     again = view_of(client, report_id)["download_url"]
     assert parse_qs(urlparse(again).query)["X-Amz-Expires"] == ["60"]
 
@@ -620,12 +623,12 @@ def test_a_part_whose_invocation_is_lost_is_redelivered_and_the_report_completes
 def test_a_worker_that_cannot_reach_storage_ends_failed_with_a_clear_reason(client, ingested, monkeypatch):
     import boto3
     from botocore.config import Config
-    from chalicelib.aws import _region
+    from chalicelib.settings import region
 
     report_id = trigger(client)
-    unreachable = boto3.client("s3", region_name=_region(), endpoint_url="http://127.0.0.1:9",
+    unreachable = boto3.client("s3", region_name=region(), endpoint_url="http://127.0.0.1:9",
                                config=Config(retries={"max_attempts": 1}, connect_timeout=1))
-    monkeypatch.setattr("chalicelib.reporting.s3_client", lambda: unreachable)
+    monkeypatch.setattr(app_module.dependencies().aws, "s3", unreachable)
     body = take_messages(settings.report_queue)[0]["Body"]
     for attempt in range(1, app_module.MAX_PART_ATTEMPTS):
         with pytest.raises(Exception):

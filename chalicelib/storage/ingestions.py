@@ -8,7 +8,7 @@ from typing import Optional
 from pynamodb.exceptions import PutError
 
 from chalicelib.storage.jobs import utcnow
-from chalicelib.storage.models import IngestionRecord
+from chalicelib.storage.models import IngestionRecord, Tables
 
 RUNNING, COMPLETE, REJECTED, FAILED = "Running", "Complete", "Rejected", "Failed"
 #: How long a claim holds a file: above the ingest function's 900 s timeout, so only a
@@ -17,14 +17,19 @@ CLAIM_SECONDS = 960
 
 
 class IngestionRepository:
+    def __init__(self, model: Optional[type[IngestionRecord]] = None) -> None:
+        """``model``: the bound ingestions table (``Tables.ingestions``); by default the environment's
+        (scripts and tests; the composition root always passes it)."""
+        self.model = model or Tables.from_env().ingestions
+
     def get(self, ingestion_id: str) -> Optional[IngestionRecord]:
         try:
-            return IngestionRecord.get(ingestion_id, consistent_read=True)
-        except IngestionRecord.DoesNotExist:
+            return self.model.get(ingestion_id, consistent_read=True)
+        except self.model.DoesNotExist:
             return None
 
     def start(self, ingestion_id: str, source: str) -> IngestionRecord:
-        record = IngestionRecord(ingestion_id, source=source, status=RUNNING, started_at=utcnow())
+        record = self.model(ingestion_id, source=source, status=RUNNING, started_at=utcnow())
         record.save()
         return record
 
@@ -34,7 +39,7 @@ class IngestionRepository:
         live claim; a Failed record, or a Running one whose worker died (claim expired), is
         taken over."""
         now = time.time()
-        record = IngestionRecord(ingestion_id, source=source, status=RUNNING, started_at=utcnow(),
+        record = self.model(ingestion_id, source=source, status=RUNNING, started_at=utcnow(),
                                  claimed_until=int(now) + seconds)
         try:
             record.save(condition=IngestionRecord.ingestion_id.does_not_exist()
@@ -67,6 +72,6 @@ class IngestionRepository:
 
     def recent(self, limit: int = 20) -> list[IngestionRecord]:
         """Newest first. A scan: the table holds one small item per file, not per row."""
-        records = list(IngestionRecord.scan())
+        records = list(self.model.scan())
         records.sort(key=lambda r: r.started_at, reverse=True)
         return records[:limit]

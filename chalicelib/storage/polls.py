@@ -39,7 +39,8 @@ from chalicelib.storage.blocks import (
     merge_blocks,
     pack_blocks,
 )
-from chalicelib.storage.models import PollBlock, PollDirectory
+from chalicelib.settings import Settings
+from chalicelib.storage.models import PollBlock, PollDirectory, Tables
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,12 @@ class ShardPolls:
 
 class PollRepository:
     def __init__(self, shards: int, retention_days: int, item_budget: int = DEFAULT_ITEM_BUDGET,
-                 pending_limit: int = DEFAULT_PENDING_LIMIT) -> None:
+                 pending_limit: int = DEFAULT_PENDING_LIMIT, *, tables: Optional[Tables] = None) -> None:
+        """``tables``: the deployment's bound tables; by default the environment's (scripts and
+        tests; the composition root passes them, see ``from_settings``)."""
+        tables = tables or Tables.from_env()
+        self.directories = tables.poll_directories
+        self.blocks = tables.poll_blocks
         self.shards = shards
         self.pending_limit = pending_limit
         self.retention = retention_days * 86_400
@@ -224,6 +230,11 @@ class PollRepository:
         self._new_stores: dict[int, set[str]] = defaultdict(set)
         self._pending: dict[tuple[int, int], list[bytes]] = defaultdict(list)
         self._pending_bytes = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tables: Tables) -> "PollRepository":
+        """A repository for one drop or one report: writers keep per-drop state, so one each."""
+        return cls(settings.poll_shards, settings.retention_days, settings.poll_item_budget, tables=tables)
 
     # -- writes ---------------------------------------------------------
     def add_polls(self, polls: Iterable[StorePoll]) -> int:
@@ -292,11 +303,11 @@ class PollRepository:
         items = []
         for directory, blob, expires_at in blocks:
             key = block_key(directory, block_id(blob))
-            items.append(PollBlock(key, blob=blob, expires_at=expires_at))
+            items.append(self.blocks(key, blob=blob, expires_at=expires_at))
             self.stats.count(_item_size(key, blob), blocks=1, block_bytes=len(blob))
 
         def write(group: Sequence[PollBlock]) -> None:
-            with PollBlock.batch_write() as batch:
+            with self.blocks.batch_write() as batch:
                 for item in group:
                     batch.save(item)
 
@@ -308,7 +319,7 @@ class PollRepository:
         actions = [PollDirectory.segments.add({block_id(blob) for blob in blobs})]
         if expires_at is not None:
             actions.append(PollDirectory.expires_at.set(expires_at))
-        PollDirectory(directory).update(actions=actions)
+        self.directories(directory).update(actions=actions)
         self.stats.count(_DIRECTORY_SIZE, directory_updates=1)
 
     def finish(self, latest_poll: Optional[int]) -> int:
@@ -329,8 +340,8 @@ class PollRepository:
 
     def _compact_if_due(self, key: str, closed: bool, day_start: int) -> bool:
         try:
-            directory = _Directory.of(PollDirectory.get(key, consistent_read=True))
-        except PollDirectory.DoesNotExist:
+            directory = _Directory.of(self.directories.get(key, consistent_read=True))
+        except self.directories.DoesNotExist:
             return False
         if not _due(directory, closed, roster=day_start < 0):
             return False
@@ -352,7 +363,7 @@ class PollRepository:
         condition = (PollDirectory.generation == directory.generation) if directory.generation else \
             PollDirectory.generation.does_not_exist()
         try:
-            PollDirectory(directory.key).update(actions=actions, condition=condition)
+            self.directories(directory.key).update(actions=actions, condition=condition)
         except UpdateError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False  # compacted concurrently: that result stands, ours is left to TTL
@@ -366,11 +377,11 @@ class PollRepository:
         """Decoded blocks of ``keys``. A block listed but not (yet) visible is read again
         consistently; one that is missing or corrupt is set aside and logged."""
         found: dict[str, bytes] = {}
-        for item in PollBlock.batch_get(list(keys), consistent_read=consistent):
+        for item in self.blocks.batch_get(list(keys), consistent_read=consistent):
             found[item.bucket_key] = item.blob
         missing = [key for key in keys if key not in found]
         if missing and not consistent:
-            for item in PollBlock.batch_get(missing, consistent_read=True):
+            for item in self.blocks.batch_get(missing, consistent_read=True):
                 found[item.bucket_key] = item.blob
         for key in keys:
             blob = found.get(key)
@@ -385,8 +396,8 @@ class PollRepository:
 
     def read_roster(self, shard: int) -> list[str]:
         try:
-            directory = _Directory.of(PollDirectory.get(roster_key(shard)))
-        except PollDirectory.DoesNotExist:
+            directory = _Directory.of(self.directories.get(roster_key(shard)))
+        except self.directories.DoesNotExist:
             return []
         stores: set[str] = set()
         for _, block in self._read_blocks(directory.block_keys()):
@@ -400,7 +411,7 @@ class PollRepository:
         days = {day_key(shard, day): day for day in range(first_day, end + 1, DAY)}
         keys = [*days, roster_key(shard)]
         block_days: dict[str, int] = {}
-        for item in PollDirectory.batch_get(keys):
+        for item in self.directories.batch_get(keys):
             directory = _Directory.of(item)
             if directory.key in days:
                 if directory.expires_at is None or directory.expires_at.timestamp() >= wall_now:

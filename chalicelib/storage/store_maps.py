@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pynamodb.exceptions import PutError
 
-from chalicelib.storage.models import BusinessHoursShard, StoreMapShard, TimezoneShard
+from chalicelib.storage.models import StoreMapShard, Tables
 from chalicelib.storage.polls import DEFAULT_ITEM_BUDGET, shard_of
 
 MAX_ATTEMPTS = 8
@@ -134,9 +134,13 @@ class StoreMapRepository:
         raise RuntimeError(f"{self.model.Meta.table_name}: pages kept changing under a read")
 
 
-def business_hours_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> StoreMapRepository:
-    return StoreMapRepository(BusinessHoursShard, shards, item_budget)
+def business_hours_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET,
+                              tables: Optional[Tables] = None) -> StoreMapRepository:
+    """Schedules by store; ``tables`` default to the environment's (scripts and tests)."""
+    return StoreMapRepository((tables or Tables.from_env()).business_hours, shards, item_budget)
 
 
-def timezone_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> StoreMapRepository:
-    return StoreMapRepository(TimezoneShard, shards, item_budget)
+def timezone_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET,
+                        tables: Optional[Tables] = None) -> StoreMapRepository:
+    """Time zones by store; ``tables`` default to the environment's (scripts and tests)."""
+    return StoreMapRepository((tables or Tables.from_env()).timezones, shards, item_budget)
