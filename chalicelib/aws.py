@@ -1,7 +1,7 @@
 """boto3 clients, made by the composition root and handed to whoever needs them.
 
-botocore reads ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``) itself, so the same code talks to AWS,
-LocalStack or moto's server; only S3 needs path-style addressing off AWS,
+botocore reads ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``) itself, so the same
+code talks to AWS, LocalStack or moto's server; only S3 needs path-style addressing off AWS,
 since a bucket cannot be a sub-domain of 127.0.0.1. Nothing is cached at module
 level: a Lambda container keeps its clients in its ``Dependencies``, and a test
 that switches emulators simply builds new ones.

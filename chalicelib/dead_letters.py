@@ -46,7 +46,8 @@ class DeadLetters:
         try:
             part = ReportPart.from_json(body)
         except (ValueError, KeyError, TypeError) as error:
-            log.error("malformed report dead letter dropped: %s", error, message_id=message_id, body=body[:500])
+            log.error("malformed report dead letter dropped: %s", error, message_id=message_id,
+                      body=body[:500])
             return False
         failed = self.jobs.fail(part.report_id, "DEAD_LETTER", FAILURES["DEAD_LETTER"])
         log.error("report part dead-lettered", report_id=part.report_id, part=part.part,
@@ -58,7 +59,8 @@ class DeadLetters:
         try:
             drops = drops_from_notification(body)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            log.error("malformed ingest dead letter dropped: %s", error, message_id=message_id, body=body[:500])
+            log.error("malformed ingest dead letter dropped: %s", error, message_id=message_id,
+                      body=body[:500])
             return 0
         settled = 0
         for drop in drops:

@@ -13,6 +13,7 @@ import heapq
 import io
 import json
 import tempfile
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -33,6 +34,7 @@ from chalicelib.core.report import (
     store_evidence,
 )
 from chalicelib.core.spreadsheet import inert
+from chalicelib.errors import BadRequest, Gone, NotFound, Unavailable
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.logs import log
 from chalicelib.owner_keys import new_page_token
@@ -46,6 +48,15 @@ from chalicelib.storage.store_maps import business_hours_repository, timezone_re
 
 class ReportInputError(Exception):
     """The job cannot succeed however often it is retried (e.g. no data)."""
+
+
+#: Deliveries of one part before the job is given up as Failed (the queue's DLQ takes 5).
+MAX_PART_ATTEMPTS = 3
+#: A job Running longer than this is reported Failed (its worker died unseen). Sized to the
+#: retries: a part takes ~1 s, its function times out at 30 s, and a failed or lost delivery
+#: comes back after the report queue's 90 s visibility timeout, so 3 attempts end within
+#: 2 x 90 + 30 = 210 s (tests/test_pipeline_safety.py checks the three settings agree).
+REPORT_TIMEOUT_SECONDS = 5 * 60
 
 
 #: What a client sees of a Failed job: a stable code and a sentence. Never exception
@@ -63,17 +74,36 @@ FAILURES = {
 }
 
 
-class TriggerError(Exception):
-    """The job was created but could not be started; it is marked Failed (``report_id``)."""
+class TriggerError(Unavailable):
+    """The job was created but could not be started; it is marked Failed (``report_id``), and the
+    client is told so with its id, so nobody waits on it."""
 
     def __init__(self, report_id: str, code: str) -> None:
-        super().__init__(FAILURES[code])
+        super().__init__(FAILURES[code], error_code=code, report_id=report_id)
         self.report_id = report_id
         self.code = code
 
 
-class ReportGone(Exception):
-    """A Complete job whose CSV no longer exists (the bucket's lifecycle removed it)."""
+class ReportGone(Gone):
+    """An expired job, or a Complete job whose CSV no longer exists (the bucket's lifecycle removed it)."""
+
+    def __init__(self, report_id: str) -> None:
+        super().__init__(FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
+        self.report_id = report_id
+
+
+def parse_report_id(raw: str) -> str:
+    """A ``report_id`` parameter in its canonical form; ``BadRequest`` when it is not a UUID."""
+    raw = (raw or "").strip()
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise BadRequest(f"report_id {raw[:80]!r} is not a UUID") from None
+
+
+def attachment(report_id: str, detail: bool = False) -> str:
+    """The ``Content-Disposition`` of a report's CSV (or detail CSV), however it is downloaded."""
+    return f'attachment; filename="report-{report_id}{"-detail" if detail else ""}.csv"'
 
 
 @dataclass(frozen=True)
@@ -97,18 +127,19 @@ class ReportPart:
 
 def parse_as_of(text: str) -> int:
     """An ISO 8601 instant (``2023-01-25T18:00:00Z``; without an offset it is UTC) -> epoch
-    seconds. Raises ``ValueError`` with a reason a client can act on."""
+    seconds. Raises ``BadRequest`` (a ``ValueError``) with a reason a client can act on."""
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"as_of {text[:60]!r} is not an ISO 8601 instant such as 2023-01-25T18:00:00Z") from None
+        raise BadRequest(f"as_of {text[:60]!r} is not an ISO 8601 instant such as "
+                         "2023-01-25T18:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     if moment.year < 1970:
-        raise ValueError(f"as_of {text[:60]!r} is before 1970")
+        raise BadRequest(f"as_of {text[:60]!r} is before 1970")
     return int(moment.timestamp())
 
 
@@ -235,7 +266,52 @@ class ReportService:
         log.info("report triggered", report_id=report_id, parts=len(plan), data_now=data_now)
         return report_id
 
+    # -- jobs as clients see them -----------------------------------------
+    def job(self, report_id: str) -> ReportJob:
+        """The job; ``NotFound`` when there is none."""
+        job = self.jobs.get(report_id)
+        if job is None:
+            raise NotFound(f"no report with id {report_id}")
+        return job
+
+    def check_not_expired(self, job: ReportJob) -> None:
+        """``ReportGone`` for a job past its retention that DynamoDB has not deleted yet."""
+        if job.expires_at is not None and job.expires_at.timestamp() < time.time():
+            raise ReportGone(job.report_id)
+
+    def current_job(self, report_id: str) -> ReportJob:
+        """The job as ``get_report`` shows it: ``NotFound``, ``ReportGone`` when expired, and a
+        Running job past ``REPORT_TIMEOUT_SECONDS`` failed first (its worker died unseen)."""
+        job = self.job(report_id)
+        self.check_not_expired(job)
+        if job.status == "Running" and time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS:
+            log.warning("report timed out", report_id=report_id, seconds=REPORT_TIMEOUT_SECONDS,
+                        parts_done=sorted(int(p) for p in job.parts_done or ()),
+                        parts_total=int(job.parts_total))
+            self.jobs.fail(report_id, "TIMED_OUT", FAILURES["TIMED_OUT"])
+            job = self.job(report_id)
+        return job
+
+    def has_data(self) -> bool:
+        return self.state.latest_poll_at() is not None
+
     # -- one part ---------------------------------------------------------
+    def deliver_part(self, part: ReportPart, attempt: int, ids: dict[str, Any]) -> None:
+        """One SQS delivery of a part. A transient error is raised (SQS delivers the part again)
+        until ``MAX_PART_ATTEMPTS``; then, or at once when it can never succeed, the job is
+        given up as Failed, so clients never wait forever. ``ids`` go on the log lines."""
+        try:
+            self.run_part(part)
+        except ReportInputError:
+            log.exception("report part cannot succeed", **ids)
+            self.jobs.fail(part.report_id, "PART_FAILED", FAILURES["PART_FAILED"])
+        except Exception:
+            log.exception("report part failed", **ids)
+            if attempt >= MAX_PART_ATTEMPTS:
+                self.jobs.fail(part.report_id, "PART_FAILED", FAILURES["PART_FAILED"])
+                return
+            raise
+
     def compute_rows(self, shards: Iterable[int], data_now: int) -> list[list[str]]:
         """Detail rows (without header) of every store in ``shards``, sorted by store id:
         the standard columns, then ``DETAIL_EXTRA_HEADER``, then the week strip the report
@@ -262,7 +338,7 @@ class ReportService:
         evidence = {}
         for store_id in sorted(data.roster | set(data.polls_by_store)):
             schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
-            evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, ()), schedule,
+            evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, []), schedule,
                                                 zones.get(store_id, DEFAULT_TIMEZONE), data_now)
         return evidence, default_rule(data_now, fleet_up_share(e.polls for e in evidence.values())), data
 
@@ -345,12 +421,11 @@ class ReportService:
     def download_url(self, job: ReportJob, detail: bool = False) -> str:
         """Presigned URL of the report, or of its detail report (``detail_report_key``)."""
         key = detail_report_key(job.report_id) if detail else job.s3_key
-        name = f"report-{job.report_id}{'-detail' if detail else ''}.csv"
         return self.aws.s3.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.settings.bucket, "Key": key,
                     "ResponseContentType": "text/csv",
-                    "ResponseContentDisposition": f'attachment; filename="{name}"'},
+                    "ResponseContentDisposition": attachment(job.report_id, detail)},
             ExpiresIn=self.settings.presign_seconds,
         )
 
@@ -360,6 +435,7 @@ class ReportService:
             return self.aws.s3.get_object(Bucket=self.settings.bucket, Key=job.s3_key)["Body"].read()
         except ClientError as error:
             if _error_code(error) in ("NoSuchKey", "404"):
+                log.info("report CSV is gone", report_id=job.report_id)
                 raise ReportGone(job.report_id) from None
             raise
 
@@ -369,6 +445,7 @@ class ReportService:
             self.aws.s3.head_object(Bucket=self.settings.bucket, Key=job.s3_key)
         except ClientError as error:
             if _error_code(error) in ("NoSuchKey", "404", "NotFound"):
+                log.info("report CSV is gone", report_id=job.report_id)
                 raise ReportGone(job.report_id) from None
             raise
 
