@@ -32,6 +32,7 @@ from chalicelib.reporting import (
     parse_report_id,
 )
 from chalicelib.settings import QueueNames
+from chalicelib.storage.models import JobStatus
 from chalicelib.timeline import store_timeline
 
 app = Chalice(app_name="storemon")
@@ -165,7 +166,7 @@ def get_report() -> Any:
     service = _service()
     job = service.current_job(parse_report_id(params["report_id"]))
     view = job_view(job)
-    if job.status != "Complete":
+    if job.status != JobStatus.COMPLETE:
         return view
     if params.get("format") == "csv" or "text/csv" in _headers().get("accept", ""):
         headers = {"Content-Type": "text/csv", "Content-Disposition": attachment(job.report_id)}
@@ -209,9 +210,9 @@ def report_page(report_id: str) -> Any:
     job = service.job(parse_report_id(report_id))
     page, query = _page_arguments(params)
     service.check_not_expired(job)
-    if job.status != "Complete":
-        raise Conflict(f"report {job.report_id} is {job.status}; its page exists once it is Complete",
-                       report_id=job.report_id, report_status=job.status)
+    if job.status != JobStatus.COMPLETE:
+        raise Conflict(f"report {job.report_id} is {job.status.value}; its page exists once it is Complete",
+                       report_id=job.report_id, report_status=job.status.value)
     body = report_page_html(service, job, page, query)
     return Response(body=body, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
 

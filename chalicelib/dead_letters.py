@@ -14,8 +14,9 @@ from chalicelib.aws import AwsClients
 from chalicelib.drops import drops_from_notification
 from chalicelib.logs import log
 from chalicelib.reporting import FAILURES, ReportPart
-from chalicelib.storage.ingestions import COMPLETE, FAILED, REJECTED, IngestionRepository
+from chalicelib.storage.ingestions import IngestionRepository
 from chalicelib.storage.jobs import ReportJobRepository
+from chalicelib.storage.models import JobStatus
 
 DEAD_LETTER_SUFFIX = "-dlq"
 INGEST_DEAD_LETTER_ERROR = ("the file's event was dead-lettered after repeated failures; the details "
@@ -65,10 +66,10 @@ class DeadLetters:
         settled = 0
         for drop in drops:
             record: Any = self.ingestions.get(drop.ingestion_id)
-            if record is not None and record.status in (COMPLETE, REJECTED):
+            if record is not None and record.status in (JobStatus.COMPLETE, JobStatus.REJECTED):
                 continue
             record = record or self.ingestions.start(drop.ingestion_id, f"s3://{drop.bucket}/{drop.key}")
-            self.ingestions.finish(record, FAILED, kind=record.kind, accepted=int(record.rows_accepted or 0),
+            self.ingestions.finish(record, JobStatus.FAILED, kind=record.kind, accepted=int(record.rows_accepted or 0),
                                    rejected=int(record.rows_rejected or 0), error=INGEST_DEAD_LETTER_ERROR)
             log.error("ingestion dead-lettered", ingestion_id=drop.ingestion_id, message_id=message_id)
             settled += 1

@@ -31,8 +31,8 @@ from chalicelib.ingestion import (
     ingest_lines,
 )
 from chalicelib.settings import Settings
-from chalicelib.storage.ingestions import COMPLETE, FAILED, REJECTED, IngestionRepository
-from chalicelib.storage.models import IngestionRecord, Tables
+from chalicelib.storage.ingestions import IngestionRepository
+from chalicelib.storage.models import IngestionRecord, JobStatus, Tables
 
 
 INCOMING_PREFIX = "incoming/"
@@ -146,14 +146,14 @@ def ingest_source(
         result = ingest_lines(lines, settings, expected_kind=expected_kind,
                               rejection_log=RejectionLog(rejections.write), progress=progress, tables=tables)
     except FileRejected as error:
-        return records.finish(record, REJECTED, error=str(error)), None
+        return records.finish(record, JobStatus.REJECTED, error=str(error)), None
     except Exception as error:
-        records.finish(record, FAILED, error=f"{type(error).__name__}: {error}")
+        records.finish(record, JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     report_key = None
     if result.rows_rejected and save_rejections is not None:
         report_key = save_rejections(rejections.bytes_io())
-    record = records.finish(record, COMPLETE, kind=result.kind, accepted=result.rows_accepted,
+    record = records.finish(record, JobStatus.COMPLETE, kind=result.kind, accepted=result.rows_accepted,
                             rejected=result.rows_rejected, error_report_key=report_key,
                             storage=result.storage, counts=result.counts)
     return record, result
@@ -208,12 +208,13 @@ class DropService:
 
     def _rejected(self, drop: S3Drop, error: str) -> IngestionRecord:
         source = f"s3://{drop.bucket}/{drop.key}"
-        return self.records.finish(self.records.start(drop.ingestion_id, source), REJECTED, error=error)
+        return self.records.finish(self.records.start(drop.ingestion_id, source), JobStatus.REJECTED,
+                                   error=error)
 
     def ingest(self, drop: S3Drop) -> Optional[IngestionRecord]:
         """Ingest an S3 object once: a second event for the same object version is a no-op."""
         previous = self.records.get(drop.ingestion_id)
-        if previous is not None and previous.status in (COMPLETE, REJECTED):
+        if previous is not None and previous.status in (JobStatus.COMPLETE, JobStatus.REJECTED):
             log.info("already ingested %s (%s)", drop.ingestion_id, previous.status)
             return previous
         try:

@@ -40,7 +40,7 @@ from chalicelib.logs import log
 from chalicelib.owner_keys import new_page_token
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
-from chalicelib.storage.models import ReportJob, Tables
+from chalicelib.storage.models import JobStatus, ReportJob, Tables
 from chalicelib.storage.polls import PollRepository, ShardPolls, shard_of
 from chalicelib.storage.store_maps import StoreMapRepository
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
@@ -284,7 +284,7 @@ class ReportService:
         Running job past ``REPORT_TIMEOUT_SECONDS`` failed first (its worker died unseen)."""
         job = self.job(report_id)
         self.check_not_expired(job)
-        if job.status == "Running" and time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS:
+        if job.status == JobStatus.RUNNING and time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS:
             log.warning("report timed out", report_id=report_id, seconds=REPORT_TIMEOUT_SECONDS,
                         parts_done=sorted(int(p) for p in job.parts_done or ()),
                         parts_total=int(job.parts_total))
@@ -347,7 +347,7 @@ class ReportService:
         job = self.jobs.get(part.report_id)
         if job is None:
             raise ReportInputError(f"report {part.report_id} does not exist")
-        if job.status != "Running":
+        if job.status != JobStatus.RUNNING:
             return job  # a replay of a finished job: nothing to do
         mismatch = part_mismatch(job, part)
         if mismatch:
@@ -415,7 +415,7 @@ class ReportService:
                 body.seek(0)
                 self.aws.s3.upload_fileobj(body, self.settings.bucket, name,
                                            ExtraArgs={"ContentType": "text/csv"})
-        self.jobs.complete(job.report_id, key, rows, summary=json.dumps(summary.as_dict(), sort_keys=True))
+        self.jobs.complete(job.report_id, key, rows, summary=summary.as_dict())
 
     # -- read -------------------------------------------------------------
     def download_url(self, job: ReportJob, detail: bool = False) -> str:
@@ -475,18 +475,18 @@ def part_mismatch(job: ReportJob, part: ReportPart) -> Optional[str]:
 
 def job_view(job: ReportJob) -> dict[str, Any]:
     """The JSON ``get_report`` shows for a job (without the download URL)."""
-    view: dict[str, Any] = {"report_id": job.report_id, "status": job.status,
+    view: dict[str, Any] = {"report_id": job.report_id, "status": job.status.value,
                             "created_at": job.created_at.isoformat()}
     if job.data_now is not None:
         view["data_now"] = datetime.fromtimestamp(int(job.data_now), timezone.utc).isoformat()
     view["parts_done"] = len(job.parts_done or ())
     view["parts_total"] = int(job.parts_total)
-    if job.status == "Complete":
+    if job.status == JobStatus.COMPLETE:
         view["rows"] = int(job.rows or 0)
         view["completed_at"] = job.completed_at.isoformat() if job.completed_at else None
-        if getattr(job, "summary", None):
-            view["evidence"] = json.loads(job.summary)
-    if job.status == "Failed":
+        if job.summary:
+            view["evidence"] = job.summary
+    if job.status == JobStatus.FAILED:
         view["error_code"] = job.error_code or "FAILED"
         view["error"] = job.error
     return view

@@ -362,7 +362,7 @@ def cmd_ingestions(args: argparse.Namespace) -> int:
         if r.error_report_key:
             print(f"{'':20} rejected rows: {r.error_report_key}")
         if getattr(r, "counts", None):
-            counts = json.loads(r.counts)
+            counts = r.counts
             print(f"{'':20} " + ", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in sorted(counts.items())))
     return 0
 

@@ -1,16 +1,14 @@
 """Ingestion records: one item per ingested file."""
 from __future__ import annotations
 
-import json
 import time
 from typing import Optional
 
 from pynamodb.exceptions import PutError
 
 from chalicelib.storage.jobs import utcnow
-from chalicelib.storage.models import IngestionRecord, Tables
+from chalicelib.storage.models import IngestionRecord, JobStatus, Tables
 
-RUNNING, COMPLETE, REJECTED, FAILED = "Running", "Complete", "Rejected", "Failed"
 #: How long a claim holds a file: above the ingest function's 900 s timeout, so only a
 #: dead worker's claim ever expires (then the next delivery takes the file over).
 CLAIM_SECONDS = 960
@@ -29,7 +27,7 @@ class IngestionRepository:
             return None
 
     def start(self, ingestion_id: str, source: str) -> IngestionRecord:
-        record = self.model(ingestion_id, source=source, status=RUNNING, started_at=utcnow())
+        record = self.model(ingestion_id, source=source, status=JobStatus.RUNNING, started_at=utcnow())
         record.save()
         return record
 
@@ -39,19 +37,19 @@ class IngestionRepository:
         live claim; a Failed record, or a Running one whose worker died (claim expired), is
         taken over."""
         now = time.time()
-        record = self.model(ingestion_id, source=source, status=RUNNING, started_at=utcnow(),
+        record = self.model(ingestion_id, source=source, status=JobStatus.RUNNING, started_at=utcnow(),
                                  claimed_until=int(now) + seconds)
         try:
             record.save(condition=IngestionRecord.ingestion_id.does_not_exist()
-                        | (IngestionRecord.status == FAILED)
-                        | ((IngestionRecord.status == RUNNING) & (IngestionRecord.claimed_until < int(now))))
+                        | (IngestionRecord.status == JobStatus.FAILED)
+                        | ((IngestionRecord.status == JobStatus.RUNNING) & (IngestionRecord.claimed_until < int(now))))
         except PutError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise
             return None
         return record
 
-    def finish(self, record: IngestionRecord, status: str, *, kind: Optional[str] = None,
+    def finish(self, record: IngestionRecord, status: JobStatus, *, kind: Optional[str] = None,
                accepted: int = 0, rejected: int = 0, error: Optional[str] = None,
                error_report_key: Optional[str] = None,
                storage: Optional[dict[str, int]] = None,
@@ -65,7 +63,7 @@ class IngestionRepository:
         if storage:
             record.write_units = storage.get("write_units")
             record.largest_item = storage.get("largest_item")
-        record.counts = json.dumps(counts, sort_keys=True) if counts else None
+        record.counts = dict(counts) if counts else None
         record.finished_at = utcnow()
         record.save()
         return record

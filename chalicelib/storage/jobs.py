@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import AbstractSet, Optional
+from typing import AbstractSet, Any, Optional
 
 from pynamodb.exceptions import UpdateError
 
-from chalicelib.storage.models import DatasetState, ReportJob, Tables
+from chalicelib.storage.models import DatasetState, JobStatus, ReportJob, Tables
 
-RUNNING, COMPLETE, FAILED = "Running", "Complete", "Failed"
 #: Shorter than the bucket's 7-day lifecycle of reports/: a job is never shown Complete
 #: with no CSV behind it (items past ``expires_at`` that DynamoDB has not yet deleted
 #: are treated as gone by ``get_report``).
@@ -34,7 +33,7 @@ class ReportJobRepository:
         key that may read it; ``page_token``: the secret of its page URL."""
         job = self.model(
             report_id,
-            status=RUNNING,
+            status=JobStatus.RUNNING,
             created_at=utcnow(),
             data_now=data_now,
             parts_total=len(plan),
@@ -62,16 +61,16 @@ class ReportJobRepository:
         job = self.model(report_id)
         try:
             job.update(actions=[ReportJob.parts_done.add({part})],
-                       condition=(ReportJob.status == RUNNING) & (ReportJob.parts_total > part))
+                       condition=(ReportJob.status == JobStatus.RUNNING) & (ReportJob.parts_total > part))
         except UpdateError as failure:
             if failure.cause_response_code != "ConditionalCheckFailedException":
                 raise
             return None
         return job
 
-    def complete(self, report_id: str, s3_key: str, rows: int, summary: Optional[str] = None) -> None:
+    def complete(self, report_id: str, s3_key: str, rows: int, summary: Optional[dict[str, Any]] = None) -> None:
         actions = [
-            ReportJob.status.set(COMPLETE),
+            ReportJob.status.set(JobStatus.COMPLETE),
             ReportJob.s3_key.set(s3_key),
             ReportJob.rows.set(rows),
             ReportJob.completed_at.set(utcnow()),
@@ -80,7 +79,7 @@ class ReportJobRepository:
             actions.append(ReportJob.summary.set(summary))
         self.model(report_id).update(
             actions=actions,
-            condition=ReportJob.status != FAILED,
+            condition=ReportJob.status != JobStatus.FAILED,
         )
 
     def fail(self, report_id: str, code: str, message: str) -> bool:
@@ -88,9 +87,9 @@ class ReportJobRepository:
         False when it had already finished either way."""
         try:
             self.model(report_id).update(
-                actions=[ReportJob.status.set(FAILED), ReportJob.error_code.set(code),
+                actions=[ReportJob.status.set(JobStatus.FAILED), ReportJob.error_code.set(code),
                          ReportJob.error.set(message[:2000]), ReportJob.completed_at.set(utcnow())],
-                condition=ReportJob.status == RUNNING,
+                condition=ReportJob.status == JobStatus.RUNNING,
             )
         except UpdateError as failure:
             if failure.cause_response_code != "ConditionalCheckFailedException":

@@ -13,6 +13,7 @@ another table), so two bindings never share a connection.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import TypeVar
 
 from pynamodb.attributes import (
@@ -29,6 +30,23 @@ from pynamodb.attributes import (
 from pynamodb.models import Model
 
 from chalicelib.settings import Settings
+from chalicelib.storage.attributes import CompressedJSONAttribute, EnumAttribute, SortedJSONAttribute
+
+
+class JobStatus(str, Enum):
+    """Where a report job or an ingestion stands; the values are the strings stored and shown."""
+
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    #: Ingestions only: the file as a whole was unusable (nothing of it was written).
+    REJECTED = "Rejected"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 class _Meta:
@@ -89,7 +107,8 @@ class StoreMapShard(Model):
         pass
 
     shard = NumberAttribute(hash_key=True)
-    payload = BinaryAttribute(legacy_encoding=False, null=True)
+    #: The map itself (store id -> value), stored as compressed JSON.
+    payload = CompressedJSONAttribute(null=True)
     pages = NumberSetAttribute(null=True)
     store_count = NumberAttribute(default=0)
     version = VersionAttribute()
@@ -102,7 +121,7 @@ class ReportJob(Model):
         pass
 
     report_id = UnicodeAttribute(hash_key=True)
-    status = UnicodeAttribute()  # Running | Complete | Failed
+    status = EnumAttribute(JobStatus)  # Running | Complete | Failed
     created_at = UTCDateTimeAttribute()
     #: The data's "now" (latest poll, epoch seconds), fixed when triggered.
     data_now = NumberAttribute(null=True)
@@ -120,7 +139,7 @@ class ReportJob(Model):
     completed_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
     #: The fleet's evidence summary (JSON): share of business time inferred, stores without polls.
-    summary = UnicodeAttribute(null=True)
+    summary = SortedJSONAttribute(null=True)
     #: The stores the report holds (None: the whole fleet), fixed when triggered.
     store_ids = UnicodeSetAttribute(null=True)
     #: The owner key that triggered it (``OwnerKey.key_id``): only that key reads it.
@@ -138,7 +157,7 @@ class IngestionRecord(Model):
     ingestion_id = UnicodeAttribute(hash_key=True)
     source = UnicodeAttribute()
     kind = UnicodeAttribute(null=True)
-    status = UnicodeAttribute()  # Running | Complete | Rejected | Failed
+    status = EnumAttribute(JobStatus)  # Running | Complete | Rejected | Failed
     rows_accepted = NumberAttribute(default=0)
     rows_rejected = NumberAttribute(default=0)
     started_at = UTCDateTimeAttribute()
@@ -151,7 +170,7 @@ class IngestionRecord(Model):
     #: Epoch seconds until which a Running record's worker holds the file (``claim``).
     claimed_until = NumberAttribute(null=True)
     #: What ingestion did besides accepting rows, as JSON: duplicates, conflicts, defaults applied.
-    counts = UnicodeAttribute(null=True)
+    counts = SortedJSONAttribute(null=True)
 
 
 class DatasetState(Model):

@@ -14,13 +14,12 @@ meanwhile reads the head again.
 from __future__ import annotations
 
 import hashlib
-import json
-import zlib
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pynamodb.exceptions import PutError
 
+from chalicelib.storage.attributes import encode_map
 from chalicelib.storage.models import StoreMapShard, Tables
 from chalicelib.storage.polls import DEFAULT_ITEM_BUDGET, shard_of
 
@@ -32,25 +31,19 @@ _PAGE_KEY_SPACE = 2 ** 48
 _HEAD_OVERHEAD = 512
 
 
-def _encode(values: Mapping[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(values, sort_keys=True, separators=(",", ":")).encode("utf-8"), 6)
-
-
-def _decode(blob: Optional[bytes]) -> dict[str, Any]:
-    return json.loads(zlib.decompress(blob).decode("utf-8")) if blob else {}
-
-
-def _page_key(blob: bytes) -> int:
-    digest = int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big")
+def _page_key(page: Mapping[str, Any]) -> int:
+    """Content-addressed: the hash of the page's stored bytes."""
+    digest = int.from_bytes(hashlib.blake2b(encode_map(page), digest_size=8).digest(), "big")
     return PAGE_KEY_BASE + digest % _PAGE_KEY_SPACE
 
 
-def split_map(values: Mapping[str, Any], budget: int) -> list[bytes]:
-    """``values`` as compressed JSON blobs of at most ``budget`` bytes, split by store id."""
+def split_map(values: Mapping[str, Any], budget: int) -> list[dict[str, Any]]:
+    """``values`` split by store id into maps each stored in at most ``budget`` bytes
+    (``StoreMapShard.payload`` stores a map as compressed JSON)."""
     stores = sorted(values)
-    blob = _encode({store: values[store] for store in stores})
-    if len(blob) <= budget:
-        return [blob]
+    page = {store: values[store] for store in stores}
+    if len(encode_map(page)) <= budget:
+        return [page]
     if len(stores) < 2:
         raise ValueError(f"the value of store {stores[0][:40]!r} alone is over {budget} bytes compressed")
     half = len(stores) // 2
@@ -86,14 +79,14 @@ class StoreMapRepository:
                 continue  # a page went away under us: another writer moved on; read again
             merged.update(values)
             old_pages = set(item.pages or ())
-            blobs = split_map(merged, self.item_budget - _HEAD_OVERHEAD)
-            if len(blobs) == 1:
-                item.payload, item.pages = blobs[0], None
+            pages = split_map(merged, self.item_budget - _HEAD_OVERHEAD)
+            if len(pages) == 1:
+                item.payload, item.pages = pages[0], None
             else:
                 keys = []
-                for blob in blobs:
-                    key = _page_key(blob)
-                    self.model(key, payload=blob, store_count=0).save(add_version_condition=False)
+                for page in pages:
+                    key = _page_key(page)
+                    self.model(key, payload=page, store_count=0).save(add_version_condition=False)
                     keys.append(key)
                 item.payload, item.pages = None, set(keys)
             item.store_count = len(merged)
@@ -113,14 +106,14 @@ class StoreMapRepository:
         values: dict[str, Any] = {}
         page_keys: set[int] = set()
         for head in heads:
-            values.update(_decode(head.payload))
+            values.update(head.payload or {})
             page_keys.update(int(key) for key in head.pages or ())
         if page_keys:
             pages = list(self.model.batch_get(sorted(page_keys)))
             if len(pages) != len(page_keys):
                 return None
             for page in pages:
-                values.update(_decode(page.payload))
+                values.update(page.payload or {})
         return values
 
     def read(self, shards: Iterable[int]) -> dict[str, Any]:
