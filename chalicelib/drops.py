@@ -1,35 +1,21 @@
-"""CSV drops: from an S3 object (or a local file) to an ingestion record.
+"""CSV drops in S3: from an S3 event notification to an ingestion record.
 
 S3 -> SQS notifications arrive here through the ingestion handler; the
-``ingest`` CLI calls ``ingest_source`` with a local file. Both go through
-``chalicelib.ingestion.ingest_lines`` and leave the same ingestion record.
+``ingest`` CLI hands a local file to ``chalicelib.ingestion.ingest_source``.
+Both go through that function and leave the same ingestion record.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-import tempfile
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, Iterator, Optional
+from typing import IO, Any, Iterator, Optional
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import AwsClients
-from chalicelib.core.spreadsheet import inert
 from chalicelib.logs import log
-from chalicelib.ingestion import (
-    HOURS,
-    STATUS,
-    TIMEZONES,
-    FileRejected,
-    IngestResult,
-    ProgressCallback,
-    Rejection,
-    RejectionLog,
-    ingest_lines,
-)
+from chalicelib.ingestion import HOURS, STATUS, TIMEZONES, ingest_source
 from chalicelib.settings import Settings
 from chalicelib.storage.ingestions import IngestionRepository
 from chalicelib.storage.models import IngestionRecord, JobStatus, Tables
@@ -99,64 +85,6 @@ def drops_from_notification(body: str) -> list[S3Drop]:
         drops.append(S3Drop(s3["bucket"]["name"], key, str(s3["object"].get("eTag", "")).strip('"'),
                             str(s3["object"].get("versionId") or "")))
     return drops
-
-
-class _RejectionFile:
-    """Collects rejected rows as CSV in a spooled temporary file; a row that starts like a
-    spreadsheet formula is written inert (``core.spreadsheet``), as in reports."""
-
-    def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-        self._text = io.TextIOWrapper(self.file, encoding="utf-8", newline="", write_through=True)
-        self._writer = csv.writer(self._text, lineterminator="\n")
-        self._writer.writerow(["line", "reason", "row"])
-
-    def write(self, rejection: Rejection) -> None:
-        self._writer.writerow([rejection.line, inert(rejection.reason), inert(rejection.raw)])
-
-    def bytes_io(self) -> IO[bytes]:
-        self._text.flush()
-        self.file.seek(0)
-        return self.file
-
-
-def ingest_source(
-    lines: Iterable[bytes],
-    source: str,
-    ingestion_id: str,
-    settings: Settings,
-    *,
-    expected_kind: Optional[str] = None,
-    save_rejections: Optional[Callable[[IO[bytes]], str]] = None,
-    progress: Optional[ProgressCallback] = None,
-    tables: Optional[Tables] = None,
-) -> tuple[IngestionRecord, Optional[IngestResult]]:
-    """Ingest one file and record it. Whole-file rejections are recorded, not raised;
-    unexpected errors mark the record Failed and propagate (so SQS retries).
-    ``tables``: by default ``settings``' own."""
-    tables = tables or Tables.from_settings(settings)
-    records = IngestionRepository(tables.ingestions)
-    record = records.claim(ingestion_id, source)
-    if record is None:  # another delivery of the same file has it, or had it
-        held = records.get(ingestion_id)
-        log.info("%s is already claimed (%s); this delivery stops", ingestion_id, held.status if held else "?")
-        return held, None
-    rejections = _RejectionFile()
-    try:
-        result = ingest_lines(lines, settings, expected_kind=expected_kind,
-                              rejection_log=RejectionLog(rejections.write), progress=progress, tables=tables)
-    except FileRejected as error:
-        return records.finish(record, JobStatus.REJECTED, error=str(error)), None
-    except Exception as error:
-        records.finish(record, JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
-        raise
-    report_key = None
-    if result.rows_rejected and save_rejections is not None:
-        report_key = save_rejections(rejections.bytes_io())
-    record = records.finish(record, JobStatus.COMPLETE, kind=result.kind, accepted=result.rows_accepted,
-                            rejected=result.rows_rejected, error_report_key=report_key,
-                            storage=result.storage, counts=result.counts)
-    return record, result
 
 
 class Superseded(Exception):

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Optional
 
-from chalicelib.drops import byte_lines, ingest_source
-from chalicelib.ingestion import COUNT_NAMES
+from chalicelib.drops import byte_lines
+from chalicelib.ingestion import COUNT_NAMES, ingest_source
 from chalicelib.settings import Settings
 from storemon_app.progress import ProgressLine, rows_progress
 from storemon_app.stack import PROJECT_ROOT
