@@ -19,6 +19,7 @@ from typing import IO, Any, Callable, Iterable, Iterator, Optional
 from chalicelib.core import parsing
 from chalicelib.core.parsing import InvalidField
 from chalicelib.core.spreadsheet import inert
+from chalicelib.core.units import DAY
 from chalicelib.core.strays import STRAY_MIN_ROWS, StrayGuard
 from chalicelib.logs import log
 from chalicelib.settings import Settings
@@ -318,7 +319,7 @@ class StatusFeed(Feed):
 
 
 def _days(seconds: int) -> str:
-    return f"{seconds / 86_400:,.1f} days"
+    return f"{seconds / DAY:,.1f} days"
 
 
 def _stray_reason(stamp: str, ahead: int) -> str:

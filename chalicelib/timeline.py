@@ -12,11 +12,12 @@ from typing import Any, Optional
 
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
 from chalicelib.core.outages import MIN_OUTAGE_SECONDS, down_spans, store_outages, up_down_segments
-from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER, WEEK, detail_row
+from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER, detail_row
 from chalicelib.core.schedule import clip_spans
+from chalicelib.core.units import WEEK
 from chalicelib.errors import NotFound
 from chalicelib.reporting import ReportService
-from chalicelib.storage.polls import shard_of
+from chalicelib.storage.layout import shard_of
 
 
 class UnknownStore(NotFound):

@@ -50,9 +50,8 @@ from chalicelib.core.report import (
     store_evidence,
 )
 from chalicelib.core.schedule import WeeklySchedule, business_intervals, clip_spans, merge_spans
+from chalicelib.core.units import DAY, HOUR
 
-HOUR = 3600
-DAY = 86_400
 SHARED_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 from pynamodb.exceptions import PutError
 
-from chalicelib.storage.jobs import utcnow
+from chalicelib.clock import utcnow
 from chalicelib.storage.models import IngestionRecord, JobStatus, Tables
 
 #: How long a claim holds a file: above the ingest function's 900 s timeout, so only a

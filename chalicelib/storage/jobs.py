@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import AbstractSet, Any, Optional
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.clock import utcnow
 from chalicelib.storage.models import DatasetState, JobStatus, ReportJob, Tables
 
 #: Shorter than the bucket's 7-day lifecycle of reports/: a job is never shown Complete
@@ -14,10 +15,6 @@ from chalicelib.storage.models import DatasetState, JobStatus, ReportJob, Tables
 #: are treated as gone by ``get_report``).
 JOB_RETENTION = timedelta(days=6)
 POLLS_STATE = "polls"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class ReportJobRepository:

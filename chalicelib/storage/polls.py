@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,6 +29,8 @@ from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.core.units import DAY, HOUR
+from chalicelib.settings import Settings
 from chalicelib.storage.blocks import (
     Block,
     BlockError,
@@ -39,20 +40,17 @@ from chalicelib.storage.blocks import (
     merge_blocks,
     pack_blocks,
 )
-from chalicelib.settings import Settings
+from chalicelib.storage.layout import DEFAULT_ITEM_BUDGET, shard_of
 from chalicelib.storage.models import PollBlock, PollDirectory, Tables
 
 log = logging.getLogger(__name__)
 
-DAY = 86_400
 #: Parallel requests per writer: hides round-trip latency, stays polite to the table.
 WRITE_CONCURRENCY = 4
-#: Default bytes per block: under half of DynamoDB's 400 KB item limit, with room for the key.
-DEFAULT_ITEM_BUDGET = 180_000
 #: Encoded bytes a writer holds before writing them (a bulk file's whole week fits at 14k stores).
 DEFAULT_PENDING_LIMIT = 32 * 1024 * 1024
 #: A day is compacted once it ended this long before the newest poll of the drop.
-CLOSE_GRACE = 3600
+CLOSE_GRACE = HOUR
 #: A finished day with a base is compacted again once its new segments reach this share of it...
 RECOMPACT_RATIO = 0.25
 #: ...or this many segments (late polls), whichever comes first.
@@ -74,11 +72,6 @@ class StorePoll(NamedTuple):
     store_id: str
     at: int
     active: bool
-
-
-def shard_of(store_id: str, shards: int) -> int:
-    """Stable across processes and Python versions (unlike ``hash``)."""
-    return zlib.crc32(store_id.encode("utf-8")) % shards
 
 
 def day_key(shard: int, day_start: int) -> str:
@@ -221,7 +214,7 @@ class PollRepository:
         self.blocks = tables.poll_blocks
         self.shards = shards
         self.pending_limit = pending_limit
-        self.retention = retention_days * 86_400
+        self.retention = retention_days * DAY
         self.item_budget = item_budget
         self.stats = WriteStats()
         self._touched_days: set[tuple[int, int]] = set()

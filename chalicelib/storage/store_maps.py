@@ -21,7 +21,7 @@ from pynamodb.exceptions import PutError
 
 from chalicelib.storage.attributes import encode_map
 from chalicelib.storage.models import StoreMapShard, Tables
-from chalicelib.storage.polls import DEFAULT_ITEM_BUDGET, shard_of
+from chalicelib.storage.layout import DEFAULT_ITEM_BUDGET, shard_of
 
 MAX_ATTEMPTS = 8
 #: Page items take numeric keys from here on (shard heads are 0 .. shards - 1).
