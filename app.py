@@ -169,7 +169,8 @@ def get_report() -> Any:
     if job.status != JobStatus.COMPLETE:
         return view
     if params.get("format") == "csv" or "text/csv" in _headers().get("accept", ""):
-        headers = {"Content-Type": "text/csv", "Content-Disposition": attachment(job.report_id)}
+        headers: dict[str, str | list[str]] = {"Content-Type": "text/csv",
+                                               "Content-Disposition": attachment(job.report_id)}
         return Response(body=service.csv_body(job).decode("utf-8"), status_code=200, headers=headers)
     service.check_csv_exists(job)
     view["download_url"] = service.download_url(job)

@@ -69,7 +69,8 @@ class DeadLetters:
             if record is not None and record.status in (JobStatus.COMPLETE, JobStatus.REJECTED):
                 continue
             record = record or self.ingestions.start(drop.ingestion_id, f"s3://{drop.bucket}/{drop.key}")
-            self.ingestions.finish(record, JobStatus.FAILED, kind=record.kind, accepted=int(record.rows_accepted or 0),
+            self.ingestions.finish(record, JobStatus.FAILED, kind=record.kind,
+                                   accepted=int(record.rows_accepted or 0),
                                    rejected=int(record.rows_rejected or 0), error=INGEST_DEAD_LETTER_ERROR)
             log.error("ingestion dead-lettered", ingestion_id=drop.ingestion_id, message_id=message_id)
             settled += 1

@@ -284,7 +284,8 @@ class ReportService:
         Running job past ``REPORT_TIMEOUT_SECONDS`` failed first (its worker died unseen)."""
         job = self.job(report_id)
         self.check_not_expired(job)
-        if job.status == JobStatus.RUNNING and time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS:
+        late = time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS
+        if job.status == JobStatus.RUNNING and late:
             log.warning("report timed out", report_id=report_id, seconds=REPORT_TIMEOUT_SECONDS,
                         parts_done=sorted(int(p) for p in job.parts_done or ()),
                         parts_total=int(job.parts_total))
@@ -338,7 +339,8 @@ class ReportService:
         evidence = {}
         for store_id in sorted(data.roster | set(data.polls_by_store)):
             schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
-            evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, []), schedule,
+            polls: Iterable[Any] = data.polls_by_store.get(store_id, [])  # (at, active) pairs: core Polls
+            evidence[store_id] = store_evidence(polls, schedule,
                                                 zones.get(store_id, DEFAULT_TIMEZONE), data_now)
         return evidence, default_rule(data_now, fleet_up_share(e.polls for e in evidence.values())), data
 
@@ -428,6 +430,20 @@ class ReportService:
                     "ResponseContentDisposition": attachment(job.report_id, detail)},
             ExpiresIn=self.settings.presign_seconds,
         )
+
+    def page_sources(self, job: ReportJob) -> tuple[str, str]:
+        """The detail report and the strips the report page is drawn from; ``ReportGone`` when
+        the bucket no longer has them."""
+        bodies = []
+        for key in (detail_report_key(job.report_id), strips_key(job.report_id)):
+            try:
+                body = self.aws.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"]
+                bodies.append(body.read().decode())
+            except ClientError as error:
+                if _error_code(error) in ("NoSuchKey", "404"):
+                    raise ReportGone(job.report_id) from None
+                raise
+        return bodies[0], bodies[1]
 
     def csv_body(self, job: ReportJob) -> bytes:
         """The CSV's bytes; ``ReportGone`` when the bucket no longer has it."""

@@ -8,8 +8,8 @@ import zlib
 from enum import Enum
 from typing import Any, Mapping, Optional, TypeVar
 
-from pynamodb.attributes import Attribute, BinaryAttribute, JSONAttribute
-from pynamodb.constants import STRING
+from pynamodb.attributes import Attribute, JSONAttribute
+from pynamodb.constants import BINARY, STRING
 
 E = TypeVar("E", bound=Enum)
 
@@ -47,14 +47,14 @@ def decode_map(blob: Optional[bytes]) -> dict[str, Any]:
     return json.loads(zlib.decompress(blob).decode("utf-8")) if blob else {}
 
 
-class CompressedJSONAttribute(BinaryAttribute):
-    """A JSON object stored as ``encode_map``'s compressed bytes (a binary attribute)."""
+class CompressedJSONAttribute(Attribute[dict[str, Any]]):
+    """A JSON object stored as ``encode_map``'s compressed bytes: a binary attribute, the bytes
+    as they are (as ``BinaryAttribute(legacy_encoding=False)`` stores them)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(legacy_encoding=False, **kwargs)
+    attr_type = BINARY
 
-    def serialize(self, value: Mapping[str, Any]) -> Any:
-        return super().serialize(encode_map(value))
+    def serialize(self, value: Mapping[str, Any]) -> bytes:
+        return encode_map(value)
 
-    def deserialize(self, value: Any) -> dict[str, Any]:
-        return decode_map(super().deserialize(value))
+    def deserialize(self, value: bytes) -> dict[str, Any]:
+        return decode_map(value)

@@ -31,7 +31,8 @@ class IngestionRepository:
         record.save()
         return record
 
-    def claim(self, ingestion_id: str, source: str, seconds: int = CLAIM_SECONDS) -> Optional[IngestionRecord]:
+    def claim(self, ingestion_id: str, source: str,
+              seconds: int = CLAIM_SECONDS) -> Optional[IngestionRecord]:
         """Start ingesting a file unless another delivery already has it: a conditional write
         (the Powertools idempotency pattern). None when the file is done, or Running under a
         live claim; a Failed record, or a Running one whose worker died (claim expired), is
@@ -40,9 +41,11 @@ class IngestionRepository:
         record = self.model(ingestion_id, source=source, status=JobStatus.RUNNING, started_at=utcnow(),
                                  claimed_until=int(now) + seconds)
         try:
+            running = IngestionRecord.status == JobStatus.RUNNING
+            dead_claim = running & (IngestionRecord.claimed_until < int(now))
             record.save(condition=IngestionRecord.ingestion_id.does_not_exist()
                         | (IngestionRecord.status == JobStatus.FAILED)
-                        | ((IngestionRecord.status == JobStatus.RUNNING) & (IngestionRecord.claimed_until < int(now))))
+                        | dead_claim)
         except PutError as error:
             if error.cause_response_code != "ConditionalCheckFailedException":
                 raise

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import AbstractSet, Any, Optional
 
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.clock import utcnow
 from chalicelib.storage.models import DatasetState, JobStatus, ReportJob, Tables
@@ -65,8 +66,9 @@ class ReportJobRepository:
             return None
         return job
 
-    def complete(self, report_id: str, s3_key: str, rows: int, summary: Optional[dict[str, Any]] = None) -> None:
-        actions = [
+    def complete(self, report_id: str, s3_key: str, rows: int,
+                 summary: Optional[dict[str, Any]] = None) -> None:
+        actions: list[Action] = [
             ReportJob.status.set(JobStatus.COMPLETE),
             ReportJob.s3_key.set(s3_key),
             ReportJob.rows.set(rows),

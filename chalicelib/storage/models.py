@@ -208,7 +208,7 @@ M = TypeVar("M", bound=Model)
 
 def bind(model: type[M], table_name: str, region: str) -> type[M]:
     """A subclass of ``model`` stored in ``table_name``: its own Meta, so its own connection."""
-    meta = type("Meta", (model.Meta,), {"table_name": table_name, "region": region})  # type: ignore[attr-defined]
+    meta = type("Meta", (model.Meta,), {"table_name": table_name, "region": region})  # type: ignore[arg-type]
     return type(model.__name__, (model,), {"Meta": meta, "__module__": model.__module__})
 
 

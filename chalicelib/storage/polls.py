@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
 
 from chalicelib.core.units import DAY, HOUR
 from chalicelib.settings import Settings
@@ -258,7 +259,7 @@ class PollRepository:
     def _note_stores(self, stores_by_shard: Mapping[int, set[str]]) -> None:
         """Remember which stores the roster does not know yet (read once per shard and writer)."""
         unknown = [shard for shard in stores_by_shard if shard not in self._known_stores]
-        for shard, roster in zip(unknown, _writer_pool().map(self.read_roster, unknown)):
+        for shard, roster in zip(unknown, _writer_pool().map(self.read_roster, unknown), strict=True):
             self._known_stores[shard] = set(roster)
         for shard, stores in stores_by_shard.items():
             new = stores - self._known_stores[shard]
@@ -277,7 +278,8 @@ class PollRepository:
             segments.append((day_key(shard, day), blobs, self._expiry(day, now)))
             self._touched_days.add((shard, day))
         for shard, stores in sorted(self._new_stores.items()):
-            segments.append((roster_key(shard), pack_blocks([(s, ()) for s in sorted(stores)], self.item_budget), None))
+            roster = pack_blocks([(store, ()) for store in sorted(stores)], self.item_budget)
+            segments.append((roster_key(shard), roster, None))
             self._touched_rosters.add(shard)
         self._pending.clear()
         self._new_stores.clear()
@@ -290,7 +292,8 @@ class PollRepository:
         so a replay of old data is not deleted the moment it lands."""
         return datetime.fromtimestamp(max(day_start + DAY, wall_now) + self.retention, timezone.utc)
 
-    def _put_blocks(self, blocks: Sequence[tuple[str, bytes, Optional[datetime]]], parallel: bool = True) -> list[str]:
+    def _put_blocks(self, blocks: Sequence[tuple[str, bytes, Optional[datetime]]],
+                    parallel: bool = True) -> list[str]:
         """PutItem in batches of 25 (BatchWriteItem); returns content ids. ``parallel`` sends a few
         batches at a time (not from inside the writer pool: its threads would wait on themselves)."""
         items = []
@@ -308,8 +311,9 @@ class PollRepository:
         list(_writer_pool().map(write, groups) if parallel and len(groups) > 1 else map(write, groups))
         return [block_id(blob) for _, blob, _ in blocks]
 
-    def _add_to_directory(self, directory: str, blobs: Sequence[bytes], expires_at: Optional[datetime]) -> None:
-        actions = [PollDirectory.segments.add({block_id(blob) for blob in blobs})]
+    def _add_to_directory(self, directory: str, blobs: Sequence[bytes],
+                          expires_at: Optional[datetime]) -> None:
+        actions: list[Action] = [PollDirectory.segments.add({block_id(blob) for blob in blobs})]
         if expires_at is not None:
             actions.append(PollDirectory.expires_at.set(expires_at))
         self.directories(directory).update(actions=actions)
@@ -348,8 +352,9 @@ class PollRepository:
         if unreadable:
             return False  # never fold a block we could not read out of its directory
         blobs = pack_blocks(merge_blocks(blocks), self.item_budget)
-        base = self._put_blocks([(directory.key, blob, directory.expires_at) for blob in blobs], parallel=False)
-        actions = [PollDirectory.base.set(set(base)) if base else PollDirectory.base.remove(),
+        base = self._put_blocks([(directory.key, blob, directory.expires_at) for blob in blobs],
+                                parallel=False)
+        actions: list[Action] = [PollDirectory.base.set(set(base)) if base else PollDirectory.base.remove(),
                    PollDirectory.generation.set(directory.generation + 1)]
         if directory.segments:
             actions.append(PollDirectory.segments.delete(directory.segments))
@@ -361,7 +366,8 @@ class PollRepository:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False  # compacted concurrently: that result stands, ours is left to TTL
             raise
-        self.stats.count(_DIRECTORY_SIZE, compactions=1, compacted_bytes=sum(map(len, blobs)), directory_updates=1)
+        self.stats.count(_DIRECTORY_SIZE, compactions=1, compacted_bytes=sum(map(len, blobs)),
+                         directory_updates=1)
         return True
 
     # -- reads ----------------------------------------------------------

@@ -54,7 +54,8 @@ def split_map(values: Mapping[str, Any], budget: int) -> list[dict[str, Any]]:
 class StoreMapRepository:
     """Replace and read per-store values in a ``StoreMapShard`` table."""
 
-    def __init__(self, model: type[StoreMapShard], shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> None:
+    def __init__(self, model: type[StoreMapShard], shards: int,
+                 item_budget: int = DEFAULT_ITEM_BUDGET) -> None:
         self.model = model
         self.shards = shards
         self.item_budget = item_budget
@@ -96,10 +97,10 @@ class StoreMapRepository:
                 if error.cause_response_code != "ConditionalCheckFailedException":
                     raise
                 continue
-            for key in old_pages - set(item.pages or ()):
-                self.model(key).delete(add_version_condition=False)
+            for stale in old_pages - set(item.pages or ()):
+                self.model(stale).delete(add_version_condition=False)
             return
-        raise RuntimeError(f"{self.model.Meta.table_name}: shard {shard} kept changing under us")
+        raise RuntimeError(f"{self._table}: shard {shard} kept changing under us")
 
     def _read_heads(self, heads: Sequence[StoreMapShard]) -> Optional[dict[str, Any]]:
         """The values of these head items, pages included; None if a listed page is gone."""
@@ -124,7 +125,11 @@ class StoreMapRepository:
             values = self._read_heads(heads)
             if values is not None:
                 return values
-        raise RuntimeError(f"{self.model.Meta.table_name}: pages kept changing under a read")
+        raise RuntimeError(f"{self._table}: pages kept changing under a read")
+
+    @property
+    def _table(self) -> str:
+        return str(getattr(self.model.Meta, "table_name", self.model.__name__))
 
 
 def business_hours_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET,
