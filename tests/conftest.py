@@ -86,6 +86,9 @@ def client(aws):
 
     import app as app_module
 
+    # The app reads its settings on first use; the test client applies the stage's
+    # .chalice/config.json names during each request, not this run's (tests/targets.py).
+    app_module.dependencies()
     with Client(app_module.app, stage_name="dev") as chalice_client:
         yield chalice_client
 

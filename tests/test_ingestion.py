@@ -197,6 +197,9 @@ def fresh_account() -> None:
 
 def report_csv() -> bytes:
     """trigger_report -> every part through the worker -> the CSV bytes, as tests/test_api.py does."""
+    # The app reads its settings on first use; the test client applies the stage's
+    # .chalice/config.json names during each request, not this run's (tests/targets.py).
+    app_module.dependencies()
     with Client(app_module.app, stage_name="dev") as client:
         response = client.http.post("/trigger_report")
         assert response.status_code == 202

@@ -73,6 +73,9 @@ def client(aws, tmp_path, monkeypatch):
     files = fixtures.write_dataset(tmp_path)
     for kind in ("timezones", "hours", "status"):
         assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
+    # The app reads its settings on first use; the test client applies the stage's
+    # .chalice/config.json names during each request, not this run's (tests/targets.py).
+    app_module.dependencies()
     with Client(app_module.app, stage_name="dev") as chalice_client:
         yield chalice_client
 

@@ -496,6 +496,7 @@ def test_download_urls_expire_after_15_minutes_by_default_and_the_setting_is_use
     assert Settings.from_env().presign_seconds == 120
 
     app_module.dependencies.cache_clear()  # a new container: it reads the settings on first use
+    assert app_module.dependencies().reports.settings.presign_seconds == 120
     report_id, view = run_report(client)
     expires = parse_qs(urlparse(view["download_url"]).query)["X-Amz-Expires"]
     assert expires == ["120"]
