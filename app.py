@@ -6,10 +6,9 @@ Handlers stay thin: they translate HTTP or SQS into calls on the services in
 from __future__ import annotations
 
 import functools
-import hmac
 import json
 import os
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 from aws_lambda_powertools.utilities.data_classes import SQSEvent as LambdaSQSEvent
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -21,6 +20,15 @@ from chalicelib.dependencies import Dependencies
 from chalicelib.drops import drops_from_notification
 from chalicelib.errors import BadRequest, Conflict, Gone, NotFound, RequestError, Unavailable
 from chalicelib.logs import bind_request, log
+from chalicelib.owner_keys import (
+    Caller,
+    KeyRefused,
+    identify,
+    may_read,
+    report_scope,
+    store_ids_argument,
+    token_matches,
+)
 from chalicelib.report_page import report_page_html
 from chalicelib.reporting import (
     FAILURES,
@@ -32,8 +40,8 @@ from chalicelib.reporting import (
     parse_report_id,
 )
 from chalicelib.settings import QueueNames
-from chalicelib.storage.models import JobStatus
-from chalicelib.timeline import store_timeline
+from chalicelib.storage.models import JobStatus, ReportJob
+from chalicelib.timeline import UnknownStore, store_timeline
 
 app = Chalice(app_name="storemon")
 app.api.cors = False
@@ -85,13 +93,44 @@ def _headers() -> dict[str, str]:
     return headers
 
 
-def _refusal() -> Optional[Response]:
-    """The error every route answers before doing anything: a missing or wrong local API
-    key (401), or an ``Accept`` header asking only for what we cannot produce (406)."""
+#: Routes a report's page token (``?token=``) opens instead of a key: the page and the
+#: timelines it links to. The ``/shared/...`` pair needs no key at API Gateway either.
+TOKEN_ROUTES = {"report_page", "store_timeline_view", "shared_report_page", "shared_store_timeline"}
+SHARED_ROUTES = {"shared_report_page", "shared_store_timeline"}
+
+
+def _caller() -> Optional[Caller]:
+    """Who the current request is (``chalicelib.owner_keys``); None when a page token,
+    not a key, authorises it (the view then checks the token against the report)."""
+    return getattr(app.current_request, "storemon_caller", None)
+
+
+def _key_caller() -> Caller:
+    """The caller of a route that takes no page token: never guessed (fail closed)."""
+    caller = _caller()
+    if caller is None:
+        raise RuntimeError("the request's API key was not checked (_refusal) before the view")
+    return caller
+
+
+def _token() -> str:
+    return _params().get("token", "")
+
+
+def _refusal(route: str = "") -> Optional[Response]:
+    """The error every route answers before doing anything: a missing, wrong or revoked
+    API key (401), or an ``Accept`` header asking only for what we cannot produce (406).
+    A request with a page token on a token route is checked by its view instead."""
+    request = _request()
     headers = _headers()
-    expected = os.environ.get("STOREMON_API_KEY")
-    if expected and not hmac.compare_digest(headers.get("x-api-key", "").encode(), expected.encode()):
-        return _error(401, "a valid API key is required in the x-api-key header")
+    by_token = route in SHARED_ROUTES or (route in TOKEN_ROUTES and "token" in _params())
+    if not by_token:
+        try:
+            caller = identify(headers.get("x-api-key", ""), dependencies().owner_keys,
+                              os.environ.get("STOREMON_API_KEY"))
+        except KeyRefused as refused:
+            return _error(401, str(refused))
+        setattr(request, "storemon_caller", caller)  # noqa: B010 (Request declares no such attribute)
     accept = headers.get("accept", "").strip()
     if accept:
         types = [item.split(";", 1)[0].strip().lower() for item in accept.split(",")]
@@ -113,7 +152,7 @@ def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def guarded(**uri_params: str) -> Any:
         bind_request(_request().lambda_context)
-        refusal = _refusal()
+        refusal = _refusal(view.__name__)
         if refusal is not None:
             return refusal
         try:
@@ -133,26 +172,74 @@ def _json_errors(view: Callable[..., Any]) -> Callable[..., Any]:
 @_json_errors
 def trigger_report() -> Response:
     """Start a report; the client polls ``get_report`` with the returned id.
-    Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then."""
-    raw_as_of = _as_of_argument()
-    as_of = parse_as_of(raw_as_of) if raw_as_of is not None else None
-    report_id = _service().trigger(as_of=as_of)
+    Optional ``as_of`` (ISO 8601, query parameter or JSON body): the report as of then.
+    Optional ``store_ids`` (JSON list, or comma-separated query parameter): only those
+    stores. An owner key's report holds only its stores (``chalicelib.owner_keys``)."""
+    caller = _key_caller()
+    try:
+        raw_as_of, raw_stores = _trigger_arguments()
+        as_of = parse_as_of(raw_as_of) if raw_as_of is not None else None
+        stores = report_scope(caller, store_ids_argument(raw_stores))
+    except ValueError as error:
+        raise BadRequest(str(error)) from None
+    report_id = _service().trigger(as_of=as_of, store_ids=stores, owner_key_id=caller.key_id)
     return Response(body={"report_id": report_id}, status_code=202)
 
 
-def _as_of_argument() -> Optional[str]:
+def _trigger_arguments() -> tuple[Any, Any]:
+    """``as_of`` and ``store_ids``, each from the query string or else the JSON body."""
     request = _request()
-    value: Any = _params().get("as_of")
-    if value is None and request.raw_body:
+    params = _params()
+    names = ("as_of", "store_ids")
+    values: list[Any] = [params.get(name) for name in names]
+    if None in values and request.raw_body:
         try:
             body = json.loads(request.raw_body)
         except ValueError:
             raise BadRequest("the request body is not JSON: send {\"as_of\": \"<ISO 8601>\"} "
                              "or nothing") from None
-        value = body.get("as_of") if isinstance(body, dict) else None
-    if value is not None and not isinstance(value, str):
+        body = body if isinstance(body, dict) else {}
+        values = [body.get(name) if value is None else value
+                  for name, value in zip(names, values, strict=True)]
+    if values[0] is not None and not isinstance(values[0], str):
         raise BadRequest("as_of must be a string such as \"2023-01-25T18:00:00Z\"")
-    return value
+    return values[0], values[1]
+
+
+def _readable_job(raw_id: str) -> ReportJob:
+    """The job of a ``report_id`` parameter for this caller: ``BadRequest`` when not a UUID,
+    ``NotFound`` when unknown or not this caller's (with a page token: not that report's
+    token), as if unknown."""
+    report_id = parse_report_id(raw_id)
+    job = _service().jobs.get(report_id)
+    caller = _caller()
+    if job is None:
+        readable = False
+    elif caller is None:
+        readable = token_matches(job.page_token, _token())
+    else:
+        readable = may_read(caller, job.owner_key_id)
+    if not readable or job is None:
+        raise NotFound(f"no report with id {report_id}")
+    return job
+
+
+def _page_url(job: ReportJob) -> dict[str, str]:
+    """``page_url``: the report page's capability URL (``/shared/reports/{id}?token=``),
+    absolute when the request says where the API is (its Host and, deployed, the stage in
+    its path). Nothing for a job made before page tokens."""
+    if not job.page_token:
+        return {}
+    request = _request()
+    headers = _headers()
+    context: Mapping[str, Any] = request.context or {}
+    path = f"/shared/reports/{job.report_id}?token={job.page_token}"
+    host = headers.get("host")
+    if not host:
+        return {"page_url": path}
+    full, resource = str(context.get("path") or ""), str(context.get("resourcePath") or "")
+    stage = full[:-len(resource)] if resource and full.endswith(resource) else ""
+    return {"page_url": f"{headers.get('x-forwarded-proto', 'http')}://{host}{stage}{path}"}
 
 
 @app.route("/get_report", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -163,8 +250,9 @@ def get_report() -> Any:
         return _error(406, f"format {params['format'][:20]!r} is not available; use json or csv")
     if not (params.get("report_id") or "").strip():
         raise BadRequest("query parameter report_id is required")
+    _key_caller()  # not a token route: a caller was identified, or this fails closed
     service = _service()
-    job = service.current_job(parse_report_id(params["report_id"]))
+    job = service.current(_readable_job(params["report_id"]))
     view = job_view(job)
     if job.status != JobStatus.COMPLETE:
         return view
@@ -175,6 +263,7 @@ def get_report() -> Any:
     service.check_csv_exists(job)
     view["download_url"] = service.download_url(job)
     view["detail_url"] = service.download_url(job, detail=True)
+    view.update(_page_url(job))
     return view
 
 
@@ -183,22 +272,38 @@ def get_report() -> Any:
 def store_timeline_view(store_id: str) -> Any:
     """One store's week (business spans, polls, up/down segments and their evidence) as of a
     report's ``now`` (``report_id=``) or of ``as_of=`` (ISO 8601): the report's own numbers."""
+    return _timeline(store_id)
+
+
+def _timeline(store_id: str) -> Any:
     params = _params()
     if len(store_id) > 200:
         raise BadRequest("store_id is longer than 200 characters")
     if ("report_id" in params) == ("as_of" in params):
         raise BadRequest("give exactly one of the query parameters report_id and as_of")
     service = _service()
+    return store_timeline(service, store_id, _timeline_now(store_id, params, service))
+
+
+def _timeline_now(store_id: str, params: dict[str, str], service: ReportService) -> int:
+    """The "now" of a timeline (its report's, or ``as_of``): a store outside the report's
+    stores, or outside the caller's, is as unknown as one never seen."""
+    caller = _caller()
     if "report_id" in params:
-        job = service.job(parse_report_id(params["report_id"]))
+        job = _readable_job(params["report_id"])
         if job.data_now is None:
             raise NotFound(f"report {job.report_id} has no data to show a timeline of")
-        now = int(job.data_now)
-    else:
-        now = parse_as_of(params["as_of"])
-        if not service.has_data():
-            raise NotFound(FAILURES["NO_DATA"])
-    return store_timeline(service, store_id, now)
+        if job.store_ids is not None and store_id not in job.store_ids:
+            raise UnknownStore(store_id)
+        return int(job.data_now)
+    if caller is None:
+        raise BadRequest("a page token goes with report_id, not as_of")
+    if not caller.sees(store_id):
+        raise UnknownStore(store_id)
+    now = parse_as_of(params["as_of"])
+    if not service.has_data():
+        raise NotFound(FAILURES["NO_DATA"])
+    return now
 
 
 @app.route("/reports/{report_id}", methods=["GET"], api_key_required=API_KEY_REQUIRED)
@@ -206,16 +311,34 @@ def store_timeline_view(store_id: str) -> Any:
 def report_page(report_id: str) -> Any:
     """The report as one HTML page: fleet uptime, stores ranked by week downtime with a week
     strip each, ``page=`` (50 a page) and ``q=`` (store id contains)."""
-    params = _params()
+    return _page(report_id)
+
+
+def _page(report_id: str) -> Any:
     service = _service()
-    job = service.job(parse_report_id(report_id))
-    page, query = _page_arguments(params)
+    job = _readable_job(report_id)
+    page, query = _page_arguments(_params())
     service.check_not_expired(job)
     if job.status != JobStatus.COMPLETE:
         raise Conflict(f"report {job.report_id} is {job.status.value}; its page exists once it is Complete",
                        report_id=job.report_id, report_status=job.status.value)
-    body = report_page_html(service, job, page, query)
+    body = report_page_html(service, job, page, query, token=_token() or None)
     return Response(body=body, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+@app.route("/shared/reports/{report_id}", methods=["GET"], api_key_required=False)
+@_json_errors
+def shared_report_page(report_id: str) -> Any:
+    """The report page by its ``page_url`` (``?token=``), with no API key: a browser cannot
+    send one. API Gateway lets it through; the token is the whole check (404 without it)."""
+    return _page(report_id)
+
+
+@app.route("/shared/stores/{store_id}/timeline", methods=["GET"], api_key_required=False)
+@_json_errors
+def shared_store_timeline(store_id: str) -> Any:
+    """A timeline the shared page links to: ``report_id`` and that report's ``token``."""
+    return _timeline(store_id)
 
 
 def _page_arguments(params: dict[str, str]) -> tuple[int, str]:

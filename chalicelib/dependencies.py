@@ -18,6 +18,7 @@ from chalicelib.reporting import ReportService
 from chalicelib.settings import Settings
 from chalicelib.storage.ingestions import IngestionRepository
 from chalicelib.storage.models import Tables
+from chalicelib.storage.owner_keys import OwnerKeyRepository
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Dependencies:
     reports: ReportService
     drops: DropService
     dead_letters: DeadLetters
+    owner_keys: OwnerKeyRepository
 
     @classmethod
     def from_settings(cls, settings: Settings, aws: Optional[AwsClients] = None) -> "Dependencies":
@@ -42,6 +44,7 @@ class Dependencies:
             reports=reports,
             drops=DropService.from_settings(settings, tables, aws),
             dead_letters=DeadLetters(aws, reports.jobs, IngestionRepository(tables.ingestions)),
+            owner_keys=OwnerKeyRepository(tables.owner_keys),
         )
 
     @classmethod

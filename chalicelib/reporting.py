@@ -279,10 +279,10 @@ class ReportService:
         if job.expires_at is not None and job.expires_at.timestamp() < time.time():
             raise ReportGone(job.report_id)
 
-    def current_job(self, report_id: str) -> ReportJob:
-        """The job as ``get_report`` shows it: ``NotFound``, ``ReportGone`` when expired, and a
-        Running job past ``REPORT_TIMEOUT_SECONDS`` failed first (its worker died unseen)."""
-        job = self.job(report_id)
+    def current(self, job: ReportJob) -> ReportJob:
+        """The job as ``get_report`` shows it: ``ReportGone`` when expired, and a Running job
+        past ``REPORT_TIMEOUT_SECONDS`` failed first (its worker died unseen)."""
+        report_id = job.report_id
         self.check_not_expired(job)
         late = time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS
         if job.status == JobStatus.RUNNING and late:
