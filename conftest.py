@@ -1,5 +1,5 @@
-"""Root conftest: the app's settings are read at import, as in Lambda, so the
-stage environment is loaded here, before any test imports ``app``."""
+"""Root conftest: the stage environment is loaded here, before any test imports ``app``
+(its queue handlers are bound to the queue names of the environment it is imported in)."""
 import os
 import sys
 from pathlib import Path

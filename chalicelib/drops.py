@@ -1,38 +1,24 @@
-"""CSV drops: from an S3 object (or a local file) to an ingestion record.
+"""CSV drops in S3: from an S3 event notification to an ingestion record.
 
 S3 -> SQS notifications arrive here through the ingestion handler; the
-``ingest`` CLI calls ``ingest_source`` with a local file. Both go through
-``chalicelib.ingestion.ingest_lines`` and leave the same ingestion record.
+``ingest`` CLI hands a local file to ``chalicelib.ingestion.ingest_source``.
+Both go through that function and leave the same ingestion record.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
-import tempfile
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable, Iterator, Optional
+from typing import IO, Any, Iterator, Optional
 from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import s3_client
-from chalicelib.core.spreadsheet import inert
+from chalicelib.aws import AwsClients
 from chalicelib.logs import log
-from chalicelib.ingestion import (
-    HOURS,
-    STATUS,
-    TIMEZONES,
-    FileRejected,
-    IngestResult,
-    ProgressCallback,
-    Rejection,
-    RejectionLog,
-    ingest_lines,
-)
+from chalicelib.ingestion import HOURS, STATUS, TIMEZONES, ingest_source
 from chalicelib.settings import Settings
-from chalicelib.storage.ingestions import COMPLETE, FAILED, REJECTED, IngestionRepository
-from chalicelib.storage.models import IngestionRecord
+from chalicelib.storage.ingestions import IngestionRepository
+from chalicelib.storage.models import IngestionRecord, JobStatus, Tables
 
 
 INCOMING_PREFIX = "incoming/"
@@ -101,126 +87,96 @@ def drops_from_notification(body: str) -> list[S3Drop]:
     return drops
 
 
-class _RejectionFile:
-    """Collects rejected rows as CSV in a spooled temporary file; a row that starts like a
-    spreadsheet formula is written inert (``core.spreadsheet``), as in reports."""
-
-    def __init__(self) -> None:
-        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
-        self._text = io.TextIOWrapper(self.file, encoding="utf-8", newline="", write_through=True)
-        self._writer = csv.writer(self._text, lineterminator="\n")
-        self._writer.writerow(["line", "reason", "row"])
-
-    def write(self, rejection: Rejection) -> None:
-        self._writer.writerow([rejection.line, inert(rejection.reason), inert(rejection.raw)])
-
-    def bytes_io(self) -> IO[bytes]:
-        self._text.flush()
-        self.file.seek(0)
-        return self.file
-
-
-def ingest_source(
-    lines: Iterable[bytes],
-    source: str,
-    ingestion_id: str,
-    settings: Settings,
-    *,
-    expected_kind: Optional[str] = None,
-    save_rejections: Optional[Callable[[IO[bytes]], str]] = None,
-    progress: Optional[ProgressCallback] = None,
-) -> tuple[IngestionRecord, Optional[IngestResult]]:
-    """Ingest one file and record it. Whole-file rejections are recorded, not raised;
-    unexpected errors mark the record Failed and propagate (so SQS retries)."""
-    records = IngestionRepository()
-    record = records.claim(ingestion_id, source)
-    if record is None:  # another delivery of the same file has it, or had it
-        held = records.get(ingestion_id)
-        log.info("%s is already claimed (%s); this delivery stops", ingestion_id, held.status if held else "?")
-        return held, None
-    rejections = _RejectionFile()
-    try:
-        result = ingest_lines(lines, settings, expected_kind=expected_kind,
-                              rejection_log=RejectionLog(rejections.write), progress=progress)
-    except FileRejected as error:
-        return records.finish(record, REJECTED, error=str(error)), None
-    except Exception as error:
-        records.finish(record, FAILED, error=f"{type(error).__name__}: {error}")
-        raise
-    report_key = None
-    if result.rows_rejected and save_rejections is not None:
-        report_key = save_rejections(rejections.bytes_io())
-    record = records.finish(record, COMPLETE, kind=result.kind, accepted=result.rows_accepted,
-                            rejected=result.rows_rejected, error_report_key=report_key,
-                            storage=result.storage, counts=result.counts)
-    return record, result
-
-
 class Superseded(Exception):
     """The version an event names no longer exists (overwritten on an unversioned bucket)."""
 
 
-def open_drop(drop: S3Drop) -> Any:
-    """The body of exactly the object version the event names, never a later one.
+class DropService:
+    """Ingest the S3 objects that notifications announce, once each."""
 
-    By version id when the event has it; else by ETag: ``IfMatch`` reads the current
-    object only if it is still that version, and otherwise (overwritten meanwhile) the
-    bucket's versions are searched for it. The bucket is versioned (infra/resources.json),
-    so an overwritten drop is still there to be read.
-    """
-    client = s3_client()
-    if drop.version_id:
-        return client.get_object(Bucket=drop.bucket, Key=drop.key, VersionId=drop.version_id)["Body"]
-    if not drop.etag:
-        return client.get_object(Bucket=drop.bucket, Key=drop.key)["Body"]
-    try:
-        return client.get_object(Bucket=drop.bucket, Key=drop.key, IfMatch=f'"{drop.etag}"')["Body"]
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
-            raise
-    pages = client.get_paginator("list_object_versions").paginate(Bucket=drop.bucket, Prefix=drop.key)
-    for page in pages:
-        for version in page.get("Versions", []):
-            if version["Key"] == drop.key and version["ETag"].strip('"') == drop.etag:
-                log.info("s3://%s/%s was overwritten; reading its version %s", drop.bucket, drop.key,
-                         version["VersionId"])
-                return client.get_object(Bucket=drop.bucket, Key=drop.key,
-                                         VersionId=version["VersionId"])["Body"]
-    raise Superseded(drop.ingestion_id)
+    def __init__(self, settings: Settings, tables: Tables, s3: Any) -> None:
+        self.settings = settings
+        self.tables = tables
+        self.s3 = s3
+        self.records = IngestionRepository(tables.ingestions)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tables: Optional[Tables] = None,
+                      aws: Optional[AwsClients] = None) -> "DropService":
+        """``tables`` and ``aws`` default to new ones (the composition root passes its own)."""
+        return cls(settings, tables or Tables.from_settings(settings), (aws or AwsClients.from_env()).s3)
+
+    def open(self, drop: S3Drop) -> Any:
+        """The body of exactly the object version the event names, never a later one.
+
+        By version id when the event has it; else by ETag: ``IfMatch`` reads the current
+        object only if it is still that version, and otherwise (overwritten meanwhile) the
+        bucket's versions are searched for it. The bucket is versioned (infra/resources.json),
+        so an overwritten drop is still there to be read.
+        """
+        client = self.s3
+        if drop.version_id:
+            return client.get_object(Bucket=drop.bucket, Key=drop.key, VersionId=drop.version_id)["Body"]
+        if not drop.etag:
+            return client.get_object(Bucket=drop.bucket, Key=drop.key)["Body"]
+        try:
+            return client.get_object(Bucket=drop.bucket, Key=drop.key, IfMatch=f'"{drop.etag}"')["Body"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+        pages = client.get_paginator("list_object_versions").paginate(Bucket=drop.bucket, Prefix=drop.key)
+        for page in pages:
+            for version in page.get("Versions", []):
+                if version["Key"] == drop.key and version["ETag"].strip('"') == drop.etag:
+                    log.info("s3://%s/%s was overwritten; reading its version %s", drop.bucket, drop.key,
+                             version["VersionId"])
+                    return client.get_object(Bucket=drop.bucket, Key=drop.key,
+                                             VersionId=version["VersionId"])["Body"]
+        raise Superseded(drop.ingestion_id)
+
+    def _rejected(self, drop: S3Drop, error: str) -> IngestionRecord:
+        source = f"s3://{drop.bucket}/{drop.key}"
+        return self.records.finish(self.records.start(drop.ingestion_id, source), JobStatus.REJECTED,
+                                   error=error)
+
+    def ingest(self, drop: S3Drop) -> Optional[IngestionRecord]:
+        """Ingest an S3 object once: a second event for the same object version is a no-op."""
+        previous = self.records.get(drop.ingestion_id)
+        if previous is not None and previous.status in (JobStatus.COMPLETE, JobStatus.REJECTED):
+            log.info("already ingested %s (%s)", drop.ingestion_id, previous.status)
+            return previous
+        try:
+            body = self.open(drop)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NoSuchVersion"):
+                raise
+            # Deleted before we got to it: retrying cannot help, so record it and move on.
+            log.warning("s3://%s/%s is gone; nothing to ingest", drop.bucket, drop.key)
+            return self._rejected(drop, "the object was deleted before it could be ingested")
+        except Superseded:
+            log.warning("s3://%s/%s was overwritten and version %s is gone", drop.bucket, drop.key, drop.etag)
+            return self._rejected(drop, "superseded: the object was overwritten before it could be ingested, "
+                                        "and this version no longer exists")
+
+        def save_rejections(data: IO[bytes]) -> str:
+            key = drop.key + REJECTIONS_SUFFIX
+            self.s3.upload_fileobj(data, drop.bucket, key, ExtraArgs={"ContentType": "text/csv"})
+            return key
+
+        record, _ = ingest_source(byte_lines(body), f"s3://{drop.bucket}/{drop.key}",
+                                  drop.ingestion_id, self.settings, expected_kind=drop.expected_kind,
+                                  save_rejections=save_rejections, tables=self.tables)
+        if record is not None:
+            log.info("ingested %s: %s, %s accepted, %s rejected", drop.key, record.status,
+                     record.rows_accepted, record.rows_rejected, ingestion_id=drop.ingestion_id)
+        return record
+
+
+def open_drop(drop: S3Drop, settings: Optional[Settings] = None) -> Any:
+    """``DropService.open`` on the environment's settings (scripts and tests)."""
+    return DropService.from_settings(settings or Settings.from_env()).open(drop)
 
 
 def ingest_drop(drop: S3Drop, settings: Settings) -> Optional[IngestionRecord]:
-    """Ingest an S3 object once: a second event for the same object version is a no-op."""
-    previous = IngestionRepository().get(drop.ingestion_id)
-    if previous is not None and previous.status in (COMPLETE, REJECTED):
-        log.info("already ingested %s (%s)", drop.ingestion_id, previous.status)
-        return previous
-    try:
-        body = open_drop(drop)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404", "NoSuchVersion"):
-            raise
-        # Deleted before we got to it: retrying cannot help, so record it and move on.
-        log.warning("s3://%s/%s is gone; nothing to ingest", drop.bucket, drop.key)
-        records = IngestionRepository()
-        return records.finish(records.start(drop.ingestion_id, f"s3://{drop.bucket}/{drop.key}"), REJECTED,
-                              error="the object was deleted before it could be ingested")
-    except Superseded:
-        log.warning("s3://%s/%s was overwritten and version %s is gone", drop.bucket, drop.key, drop.etag)
-        records = IngestionRepository()
-        return records.finish(records.start(drop.ingestion_id, f"s3://{drop.bucket}/{drop.key}"), REJECTED,
-                              error="superseded: the object was overwritten before it could be ingested, "
-                                    "and this version no longer exists")
-
-    def save_rejections(data: IO[bytes]) -> str:
-        key = drop.key + REJECTIONS_SUFFIX
-        s3_client().upload_fileobj(data, drop.bucket, key, ExtraArgs={"ContentType": "text/csv"})
-        return key
-
-    record, _ = ingest_source(byte_lines(body), f"s3://{drop.bucket}/{drop.key}",
-                              drop.ingestion_id, settings, expected_kind=drop.expected_kind,
-                              save_rejections=save_rejections)
-    if record is not None:
-        log.info("ingested %s: %s, %s accepted, %s rejected", drop.key, record.status,
-                 record.rows_accepted, record.rows_rejected, ingestion_id=drop.ingestion_id)
-    return record
+    """``DropService.ingest`` with new clients and tables (scripts and tests)."""
+    return DropService.from_settings(settings).ingest(drop)

@@ -9,16 +9,23 @@ Bad rows are rejected with their line number and reason; the rest goes in.
 from __future__ import annotations
 
 import csv
+import io
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional
+from typing import IO, Any, Callable, Iterable, Iterator, Optional
 
 from chalicelib.core import parsing
 from chalicelib.core.parsing import InvalidField
+from chalicelib.core.spreadsheet import inert
+from chalicelib.core.units import DAY
 from chalicelib.core.strays import STRAY_MIN_ROWS, StrayGuard
+from chalicelib.logs import log
 from chalicelib.settings import Settings
+from chalicelib.storage.ingestions import IngestionRepository
 from chalicelib.storage.jobs import DatasetStateRepository
+from chalicelib.storage.models import IngestionRecord, JobStatus, Tables
 from chalicelib.storage.polls import PollRepository, StorePoll
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 
@@ -118,19 +125,38 @@ def _kind_of_header(header: list[str]) -> tuple[str, dict[str, int]]:
     )
 
 
-class _BadLine(list):
-    """The fields of a line that is not CSV text (NUL bytes, not UTF-8, over the csv module's
-    field limit), read as well as can be:
-    rejected with ``reason`` by the row checks, and still counted against its store."""
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says: its kind, the column of each name, how many fields a row has."""
 
-    def __init__(self, fields: list[str], reason: str) -> None:
-        super().__init__(fields)
-        self.reason = reason
+    kind: str
+    columns: dict[str, int]
+    width: int
+
+    @classmethod
+    def parse(cls, fields: list[str]) -> "Header":
+        kind, columns = _kind_of_header(fields)
+        return cls(kind, columns, len(fields))
 
 
-def _decoded_rows(lines: Iterable[bytes]) -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) for each non-blank line. Before the header, a line that is not
-    text rejects the file (nothing is written yet); after it, such a line is a ``_BadLine``."""
+@dataclass(frozen=True)
+class Line:
+    """One non-blank line after the header: its fields, read as well as can be, and ``problem``
+    when it is not CSV text (NUL bytes, not UTF-8, over the csv module's field limit): such a
+    line is rejected with that reason by the row checks, and still counted against its store."""
+
+    number: int
+    fields: list[str]
+    problem: Optional[str] = None
+
+    @property
+    def raw(self) -> str:
+        return ",".join(self.fields)
+
+
+def _decoded_lines(lines: Iterable[bytes]) -> Iterator[Line]:
+    """Each non-blank line. Before the header, a line that is not text rejects the file
+    (nothing is written yet); after it, such a line carries its ``problem``."""
     header_seen = False
     for number, raw in enumerate(lines, start=1):
         reason = None
@@ -152,7 +178,7 @@ def _decoded_rows(lines: Iterable[bytes]) -> Iterator[tuple[int, list[str]]]:
         if reason and not header_seen:
             raise FileRejected(f"line {number} {reason}: this is not a CSV text file")
         header_seen = True
-        yield number, (_BadLine(fields, f"line {reason}") if reason else fields)
+        yield Line(number, fields, f"line {reason}" if reason else None)
 
 
 def ingest_lines(
@@ -163,164 +189,287 @@ def ingest_lines(
     rejection_log: Optional[RejectionLog] = None,
     progress: Optional[ProgressCallback] = None,
     wall_clock: Callable[[], float] = time.time,
+    tables: Optional[Tables] = None,
 ) -> IngestResult:
     """Ingest one CSV file given as raw lines; raises ``FileRejected`` before writing anything
-    when the file as a whole is unusable."""
-    log = rejection_log or RejectionLog()
-    result_holder: list[IngestResult] = []
-
-    def reject(line: int, reason: str, raw: str) -> None:
-        log(result_holder[0], Rejection(line, reason, raw[:500]))
-
-    rows = _decoded_rows(lines)
-    first = next(rows, None)
+    when the file as a whole is unusable. ``tables``: by default ``settings``' own."""
+    decoded = _decoded_lines(lines)
+    first = next(decoded, None)
     if first is None:
         raise FileRejected("the file is empty: no header row")
-    kind, columns = _kind_of_header(first[1])
-    if expected_kind and kind != expected_kind:
-        raise FileRejected(f"the file was dropped as {expected_kind!r} but its header is that of {kind!r}")
-    result = IngestResult(kind=kind)
-    result_holder.append(result)
-    width = len(first[1])
-    ingest = {STATUS: _ingest_status, HOURS: _ingest_hours, TIMEZONES: _ingest_timezones}[kind]
-    ingest(rows, columns, width, settings, result, reject, progress, wall_clock)
-    return result
+    header = Header.parse(first.fields)
+    if expected_kind and header.kind != expected_kind:
+        raise FileRejected(f"the file was dropped as {expected_kind!r} but its header is that of "
+                           f"{header.kind!r}")
+    feed = FEEDS[header.kind](settings, tables or Tables.from_settings(settings), header,
+                              rejection_log or RejectionLog(), progress, wall_clock)
+    feed.ingest(decoded)
+    return feed.result
 
 
-def _check_width(fields: list[str], width: int) -> None:
-    if isinstance(fields, _BadLine):
-        raise InvalidField(fields.reason)
-    if len(fields) != width:
-        raise InvalidField(f"expected {width} fields, found {len(fields)}")
+@dataclass
+class Feed:
+    """One file being ingested: where it goes, what it has done so far (``result``), where its
+    rejected rows go. A subclass per kind of file reads its lines (``ingest``)."""
+
+    settings: Settings
+    tables: Tables
+    header: Header
+    rejection_log: RejectionLog
+    progress: Optional[ProgressCallback] = None
+    wall_clock: Callable[[], float] = time.time
+    result: IngestResult = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.result = IngestResult(kind=self.header.kind)
+
+    def column(self, name: str) -> int:
+        return self.header.columns[name]
+
+    def reject(self, line: int, reason: str, raw: str) -> None:
+        self.rejection_log(self.result, Rejection(line, reason, raw[:500]))
+
+    def check_width(self, line: Line) -> None:
+        if line.problem is not None:
+            raise InvalidField(line.problem)
+        if len(line.fields) != self.header.width:
+            raise InvalidField(f"expected {self.header.width} fields, found {len(line.fields)}")
+
+    def ingest(self, lines: Iterator[Line]) -> None:
+        raise NotImplementedError
 
 
-def _ingest_status(rows, columns, width, settings, result, reject, progress, wall_clock) -> None:
-    repository = PollRepository(settings.poll_shards, settings.retention_days, settings.poll_item_budget)
-    limit = int(wall_clock()) + FUTURE_TOLERANCE
-    store_col, status_col, ts_col = columns["store_id"], columns["status"], columns["timestamp_utc"]
-    batch: list[StorePoll] = []
-    latest: Optional[int] = None
-    stores: set[str] = set()
-    state = DatasetStateRepository()
-    guard: StrayGuard[tuple[int, StorePoll, list[str]]] = StrayGuard(state.latest_poll_at())
-    read = 0
-    for number, fields in rows:
-        read += 1
-        try:
-            _check_width(fields, width)
-            poll = StorePoll(parsing.parse_store_id(fields[store_col]),
-                             parsing.parse_poll_timestamp(fields[ts_col]),
-                             parsing.parse_status(fields[status_col]))
-            if poll.at > limit:
-                raise InvalidField(f"timestamp {fields[ts_col]!r} is in the future of the ingestion clock")
-        except InvalidField as error:
-            reject(number, str(error), ",".join(fields))
-            continue
-        held = guard.add(poll.at, (number, poll, fields))
-        if held is not None:
-            released = held[1]
-            batch.append(released)
-            stores.add(released.store_id)
-            if latest is None or released.at > latest:
-                latest = released.at
-        if len(batch) >= settings.ingest_batch_rows:
-            _count_repeats(batch, result)
-            repository.add_polls(batch)
-            result.rows_accepted += len(batch)
-            batch = []
-        if progress and read % 50_000 == 0:
-            progress(read, result.rows_accepted + len(batch))
-    accepted, strays = guard.finish()
-    for _, poll, _ in accepted:
-        batch.append(poll)
-        stores.add(poll.store_id)
-        latest = poll.at if latest is None else max(latest, poll.at)
-    for (number, poll, fields), trusted in strays:
-        reject(number, f"timestamp {fields[ts_col]!r} is held back as a stray: {_days(poll.at - trusted)} after "
-                       f"the latest poll so far and the rest of this file, with fewer than {STRAY_MIN_ROWS} polls "
-                       "near it, so it may not move 'now' (docs/ALGORITHM.md, section 1)", ",".join(fields))
-    if batch:
-        _count_repeats(batch, result)
-        repository.add_polls(batch)
-        result.rows_accepted += len(batch)
-    if progress:
-        progress(read, result.rows_accepted)
-    repository.finish(latest)  # compaction is part of the drop: done before "now" moves
-    result.storage = repository.stats.as_dict()
-    if latest is not None:
-        state.advance_latest_poll(latest)
-    result.latest_poll_at = latest
-    result.stores = len(stores)
+@dataclass
+class StatusFeed(Feed):
+    """Polls: streamed in batches of ``ingest_batch_rows``, strays held back, "now" moved last."""
+
+    repository: PollRepository = field(init=False)
+    state: DatasetStateRepository = field(init=False)
+    #: Polls stamped after this (ingestion clock + ``FUTURE_TOLERANCE``) are rejected.
+    limit: int = field(init=False)
+    guard: StrayGuard[tuple[Line, StorePoll]] = field(init=False)
+    batch: list[StorePoll] = field(default_factory=list, init=False)
+    latest: Optional[int] = field(default=None, init=False)
+    stores: set[str] = field(default_factory=set, init=False)
+    read: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.repository = PollRepository.from_settings(self.settings, self.tables)
+        self.limit = int(self.wall_clock()) + FUTURE_TOLERANCE
+        self.state = DatasetStateRepository(self.tables.dataset_state)
+        self.guard = StrayGuard(self.state.latest_poll_at())
+
+    def parse(self, line: Line) -> StorePoll:
+        self.check_width(line)
+        fields, timestamp = line.fields, line.fields[self.column("timestamp_utc")]
+        poll = StorePoll(parsing.parse_store_id(fields[self.column("store_id")]),
+                         parsing.parse_poll_timestamp(timestamp),
+                         parsing.parse_status(fields[self.column("status")]))
+        if poll.at > self.limit:
+            raise InvalidField(f"timestamp {timestamp!r} is in the future of the ingestion clock")
+        return poll
+
+    def accept(self, poll: StorePoll) -> None:
+        self.batch.append(poll)
+        self.stores.add(poll.store_id)
+        if self.latest is None or poll.at > self.latest:
+            self.latest = poll.at
+
+    def write_batch(self) -> None:
+        _count_repeats(self.batch, self.result)
+        self.repository.add_polls(self.batch)
+        self.result.rows_accepted += len(self.batch)
+        self.batch = []
+
+    def ingest(self, lines: Iterator[Line]) -> None:
+        for line in lines:
+            self.read += 1
+            try:
+                poll = self.parse(line)
+            except InvalidField as error:
+                self.reject(line.number, str(error), line.raw)
+                continue
+            held = self.guard.add(poll.at, (line, poll))
+            if held is not None:
+                self.accept(held[1])
+            if len(self.batch) >= self.settings.ingest_batch_rows:
+                self.write_batch()
+            if self.progress and self.read % 50_000 == 0:
+                self.progress(self.read, self.result.rows_accepted + len(self.batch))
+        self.finish()
+
+    def finish(self) -> None:
+        accepted, strays = self.guard.finish()
+        for _, poll in accepted:
+            self.accept(poll)
+        for (line, poll), trusted in strays:
+            stamp = line.fields[self.column("timestamp_utc")]
+            self.reject(line.number, _stray_reason(stamp, poll.at - trusted), line.raw)
+        if self.batch:
+            self.write_batch()
+        if self.progress:
+            self.progress(self.read, self.result.rows_accepted)
+        self.repository.finish(self.latest)  # compaction is part of the drop: done before "now" moves
+        self.result.storage = self.repository.stats.as_dict()
+        if self.latest is not None:
+            self.state.advance_latest_poll(self.latest)
+        self.result.latest_poll_at = self.latest
+        self.result.stores = len(self.stores)
 
 
 def _days(seconds: int) -> str:
-    return f"{seconds / 86_400:,.1f} days"
+    return f"{seconds / DAY:,.1f} days"
 
 
-def _collect_per_store(rows, width, store_col, parse_row, reject, progress):
-    """Parse rows into {store: [(line, value)]}; a store with any bad row is dropped
-    whole, so a half-read schedule never replaces a good one."""
-    values: dict[str, list[tuple[int, object]]] = defaultdict(list)
-    bad_stores: dict[str, int] = {}
-    read = 0
-    for number, fields in rows:
-        read += 1
-        try:
-            _check_width(fields, width)
-            store_id, value = parse_row(fields)
-        except InvalidField as error:
-            reject(number, str(error), ",".join(fields))
-            store = fields[store_col].strip() if len(fields) > store_col else ""
-            bad_stores.setdefault(store, number)
-            continue
-        values[store_id].append((number, value))
-        if progress and read % 50_000 == 0:
-            progress(read, 0)
-    for store, first_bad in bad_stores.items():
-        for number, _ in values.pop(store, []):
-            reject(number, f"store {store} has a rejected row on line {first_bad}; its values are left unchanged", "")
-    return values
+def _stray_reason(stamp: str, ahead: int) -> str:
+    return (f"timestamp {stamp!r} is held back as a stray: {_days(ahead)} after the latest poll so far and "
+            f"the rest of this file, with fewer than {STRAY_MIN_ROWS} polls near it, so it may not move "
+            "'now' (docs/ALGORITHM.md, section 1)")
 
 
-def _ingest_hours(rows, columns, width, settings, result, reject, progress, wall_clock) -> None:
-    store_col, day_col = columns["store_id"], columns["day"]
-    start_col, end_col = columns["start_time_local"], columns["end_time_local"]
+@dataclass
+class StoreMapFeed(Feed):
+    """Schedules or zones: a store's rows replace its values, so a store's rows are all read
+    first, and a store with any bad row is dropped whole (a half-read schedule never replaces
+    a good one)."""
 
-    def parse_row(fields):
-        return parsing.parse_store_id(fields[store_col]), (
-            parsing.parse_weekday(fields[day_col]),
-            parsing.parse_local_time(fields[start_col]),
-            parsing.parse_local_time(fields[end_col]),
+    def parse(self, fields: list[str]) -> tuple[str, Any]:
+        """(store id, value) of a row's fields; ``InvalidField`` when they are not valid."""
+        raise NotImplementedError
+
+    def collect_per_store(self, lines: Iterator[Line]) -> dict[str, list[tuple[int, Any]]]:
+        """{store: [(line number, value)]} of the stores whose rows were all valid."""
+        store_col = self.column("store_id")
+        values: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+        bad_stores: dict[str, int] = {}
+        read = 0
+        for line in lines:
+            read += 1
+            try:
+                self.check_width(line)
+                store_id, value = self.parse(line.fields)
+            except InvalidField as error:
+                self.reject(line.number, str(error), line.raw)
+                store = line.fields[store_col].strip() if len(line.fields) > store_col else ""
+                bad_stores.setdefault(store, line.number)
+                continue
+            values[store_id].append((line.number, value))
+            if self.progress and read % 50_000 == 0:
+                self.progress(read, 0)
+        for store, first_bad in bad_stores.items():
+            for number, _ in values.pop(store, []):
+                self.reject(number, f"store {store} has a rejected row on line {first_bad}; its values "
+                                    "are left unchanged", "")
+        return values
+
+
+@dataclass
+class HoursFeed(StoreMapFeed):
+    def parse(self, fields: list[str]) -> tuple[str, Any]:
+        return parsing.parse_store_id(fields[self.column("store_id")]), (
+            parsing.parse_weekday(fields[self.column("day")]),
+            parsing.parse_local_time(fields[self.column("start_time_local")]),
+            parsing.parse_local_time(fields[self.column("end_time_local")]),
         )
 
-    values = _collect_per_store(rows, width, store_col, parse_row, reject, progress)
-    schedules = {store: sorted({tuple(v) for _, v in items}) for store, items in values.items()}
-    count(result, "duplicate_hours", sum(len(items) for items in values.values()) -
-          sum(len(rows_) for rows_ in schedules.values()))
-    business_hours_repository(settings.poll_shards, settings.poll_item_budget).replace({s: [list(r) for r in rows_] for s, rows_ in schedules.items()})
-    result.rows_accepted = sum(len(items) for items in values.values())
-    result.stores = len(schedules)
+    def ingest(self, lines: Iterator[Line]) -> None:
+        values = self.collect_per_store(lines)
+        schedules = {store: sorted({tuple(v) for _, v in items}) for store, items in values.items()}
+        count(self.result, "duplicate_hours", sum(len(items) for items in values.values()) -
+              sum(len(rows) for rows in schedules.values()))
+        repository = business_hours_repository(self.settings.poll_shards, self.settings.poll_item_budget,
+                                               self.tables)
+        repository.replace({store: [list(row) for row in rows] for store, rows in schedules.items()})
+        self.result.rows_accepted = sum(len(items) for items in values.values())
+        self.result.stores = len(schedules)
 
 
-def _ingest_timezones(rows, columns, width, settings, result, reject, progress, wall_clock) -> None:
-    store_col, tz_col = columns["store_id"], columns["timezone_str"]
-
-    def parse_row(fields):
-        store, zone = parsing.parse_store_id(fields[store_col]), parsing.parse_timezone(fields[tz_col])
-        if not fields[tz_col].strip():
-            count(result, "default_zone")
+@dataclass
+class TimezonesFeed(StoreMapFeed):
+    def parse(self, fields: list[str]) -> tuple[str, Any]:
+        text = fields[self.column("timezone_str")]
+        store, zone = parsing.parse_store_id(fields[self.column("store_id")]), parsing.parse_timezone(text)
+        if not text.strip():
+            count(self.result, "default_zone")
         return store, zone
 
-    values = _collect_per_store(rows, width, store_col, parse_row, reject, progress)
-    zones = {}
-    for store, items in values.items():
-        distinct = {zone for _, zone in items}
-        if len(distinct) > 1:
-            for number, _ in items:
-                reject(number, f"store {store} has conflicting time zones {sorted(distinct)} in this file", "")
-            continue
-        zones[store] = distinct.pop()
-        count(result, "duplicates", len(items) - 1)
-        result.rows_accepted += len(items)
-    timezone_repository(settings.poll_shards, settings.poll_item_budget).replace(zones)
-    result.stores = len(zones)
+    def ingest(self, lines: Iterator[Line]) -> None:
+        values = self.collect_per_store(lines)
+        zones = {}
+        for store, items in values.items():
+            distinct = {zone for _, zone in items}
+            if len(distinct) > 1:
+                for number, _ in items:
+                    self.reject(number, f"store {store} has conflicting time zones {sorted(distinct)} in "
+                                        "this file", "")
+                continue
+            zones[store] = distinct.pop()
+            count(self.result, "duplicates", len(items) - 1)
+            self.result.rows_accepted += len(items)
+        settings = self.settings
+        timezone_repository(settings.poll_shards, settings.poll_item_budget, self.tables).replace(zones)
+        self.result.stores = len(zones)
+
+
+FEEDS: dict[str, type[Feed]] = {STATUS: StatusFeed, HOURS: HoursFeed, TIMEZONES: TimezonesFeed}
+
+
+class _RejectionFile:
+    """Collects rejected rows as CSV in a spooled temporary file; a row that starts like a
+    spreadsheet formula is written inert (``core.spreadsheet``), as in reports."""
+
+    def __init__(self) -> None:
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+        self._text = io.TextIOWrapper(self.file, encoding="utf-8", newline="",  # type: ignore[type-var]
+                                      write_through=True)
+        self._writer = csv.writer(self._text, lineterminator="\n")
+        self._writer.writerow(["line", "reason", "row"])
+
+    def write(self, rejection: Rejection) -> None:
+        self._writer.writerow([rejection.line, inert(rejection.reason), inert(rejection.raw)])
+
+    def bytes_io(self) -> IO[bytes]:
+        self._text.flush()
+        self.file.seek(0)
+        return self.file
+
+
+def ingest_source(
+    lines: Iterable[bytes],
+    source: str,
+    ingestion_id: str,
+    settings: Settings,
+    *,
+    expected_kind: Optional[str] = None,
+    save_rejections: Optional[Callable[[IO[bytes]], str]] = None,
+    progress: Optional[ProgressCallback] = None,
+    tables: Optional[Tables] = None,
+) -> tuple[Optional[IngestionRecord], Optional[IngestResult]]:
+    """Ingest one file and record it. Whole-file rejections are recorded, not raised;
+    unexpected errors mark the record Failed and propagate (so SQS retries).
+    ``tables``: by default ``settings``' own."""
+    tables = tables or Tables.from_settings(settings)
+    records = IngestionRepository(tables.ingestions)
+    record = records.claim(ingestion_id, source)
+    if record is None:  # another delivery of the same file has it, or had it
+        held = records.get(ingestion_id)
+        log.info("%s is already claimed (%s); this delivery stops", ingestion_id,
+                 held.status if held else "?")
+        return held, None
+    rejections = _RejectionFile()
+    try:
+        result = ingest_lines(lines, settings, expected_kind=expected_kind,
+                              rejection_log=RejectionLog(rejections.write), progress=progress, tables=tables)
+    except FileRejected as error:
+        return records.finish(record, JobStatus.REJECTED, error=str(error)), None
+    except Exception as error:
+        records.finish(record, JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    report_key = None
+    if result.rows_rejected and save_rejections is not None:
+        report_key = save_rejections(rejections.bytes_io())
+    record = records.finish(record, JobStatus.COMPLETE, kind=result.kind, accepted=result.rows_accepted,
+                            rejected=result.rows_rejected, error_report_key=report_key,
+                            storage=result.storage, counts=result.counts)
+    return record, result

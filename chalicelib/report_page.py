@@ -40,7 +40,7 @@ def read_page_stores(detail_csv: str, strips_csv: str) -> list[PageStore]:
     rows = csv.DictReader(io.StringIO(detail_csv))
     strips = csv.reader(io.StringIO(strips_csv))
     stores = []
-    for row, (raw_id, strip) in zip(rows, strips):
+    for row, (raw_id, strip) in zip(rows, strips):  # noqa: B905 - a length mismatch is caught below
         if inert(raw_id) != row["store_id"]:
             raise ValueError(f"strips and detail report disagree at store {row['store_id']!r}")
         stores.append(PageStore(raw_id, row, strip))
@@ -77,10 +77,12 @@ def strip_svg(strip: str) -> str:
             f'aria-label="week strip">{"".join(rects)}</svg>')
 
 
-_STYLE = """body{font:14px system-ui,sans-serif;margin:1.5em;color:#111}table{border-collapse:collapse}
-td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}td.id,th.id{text-align:left;font-family:monospace}
-.fleet span{display:inline-block;margin-right:2em}.legend i{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
-nav a{margin:0 .5em}"""
+_STYLE = ("body{font:14px system-ui,sans-serif;margin:1.5em;color:#111}table{border-collapse:collapse}\n"
+          "td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}"
+          "td.id,th.id{text-align:left;font-family:monospace}\n"
+          ".fleet span{display:inline-block;margin-right:2em}"
+          ".legend i{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}\n"
+          "nav a{margin:0 .5em}")
 
 
 def render_page(report_id: str, now: str, stores: list[PageStore], page: int, query: str,
@@ -101,7 +103,8 @@ def render_page(report_id: str, now: str, stores: list[PageStore], page: int, qu
         timeline = f"../stores/{quote(store.store_id, safe='')}/timeline?report_id={quote(report_id)}"
         timeline += f"&token={quote(token)}" if token else ""
         rows.append(
-            f'<tr class="store"><td>{rank}</td><td class="id"><a href="{e(timeline)}">{e(store.store_id)}</a></td>'
+            f'<tr class="store"><td>{rank}</td>'
+            f'<td class="id"><a href="{e(timeline)}">{e(store.store_id)}</a></td>'
             f'<td class="down">{e(r["downtime_last_week"])}</td><td>{e(r["uptime_last_week"])}</td>'
             f'<td>{e(r["outages_last_week"])}</td><td>{e(r["longest_outage_hours_last_week"])}</td>'
             f'<td>{e(r["mttr_hours_last_week"]) or "-"}</td><td>{strip_svg(store.strip)}</td></tr>')
@@ -114,8 +117,9 @@ def render_page(report_id: str, now: str, stores: list[PageStore], page: int, qu
                                  f"page {page} of {pages} ({len(matching):,} stores)",
                                  link(page + 1, "next &rarr;") if page < pages else ""]))
     hidden = f'<input type="hidden" name="token" value="{e(token)}">' if token else ""
-    legend = "".join(f'<i style="background:{_COLOURS[c]}"></i>{label}' for c, label in (
-        (STRIP_UP, "up"), (STRIP_PARTLY, "partly in outage"), (STRIP_DOWN, "in outage"), (STRIP_CLOSED, "closed")))
+    labels = ((STRIP_UP, "up"), (STRIP_PARTLY, "partly in outage"), (STRIP_DOWN, "in outage"),
+              (STRIP_CLOSED, "closed"))
+    legend = "".join(f'<i style="background:{_COLOURS[c]}"></i>{label}' for c, label in labels)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>storemon report {e(report_id)}</title>
 <style>{_STYLE}</style></head><body>
@@ -134,26 +138,14 @@ def render_page(report_id: str, now: str, stores: list[PageStore], page: int, qu
 </tbody></table>
 <nav>{nav}</nav>
 </body></html>
-"""
+"""  # noqa: E501 - the page's lines, as served
 
 
 def report_page_html(service: "ReportService", job: "ReportJob", page: int, query: str,
                      token: Optional[str] = None) -> str:
     """Read the Complete ``job``'s detail report and strips and render one page;
     ``ReportGone`` when the bucket no longer has them."""
-    from botocore.exceptions import ClientError
-
-    from chalicelib.aws import s3_client
-    from chalicelib.reporting import ReportGone, detail_report_key, strips_key
-
-    bodies = []
-    for key in (detail_report_key(job.report_id), strips_key(job.report_id)):
-        try:
-            bodies.append(s3_client().get_object(Bucket=service.settings.bucket, Key=key)["Body"].read().decode())
-        except ClientError as error:
-            if str(error.response.get("Error", {}).get("Code", "")) in ("NoSuchKey", "404"):
-                raise ReportGone(job.report_id) from None
-            raise
+    detail, strips = service.page_sources(job)
     now = datetime.fromtimestamp(int(job.data_now), timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return render_page(job.report_id, now, read_page_stores(*bodies), page, query,
+    return render_page(job.report_id, now, read_page_stores(detail, strips), page, query,
                        service.download_url(job), service.download_url(job, detail=True), token)

@@ -13,6 +13,7 @@ import heapq
 import io
 import json
 import tempfile
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from typing import AbstractSet, Any, Iterable, Iterator, Optional
 
 from botocore.exceptions import ClientError
 
-from chalicelib.aws import queue_url, s3_client, sqs_client
+from chalicelib.aws import AwsClients
 from chalicelib.core.interpolation import InterpolationRule, fleet_up_share
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
 from chalicelib.core.report import (
@@ -33,18 +34,29 @@ from chalicelib.core.report import (
     store_evidence,
 )
 from chalicelib.core.spreadsheet import inert
+from chalicelib.errors import BadRequest, Gone, NotFound, Unavailable
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.logs import log
 from chalicelib.owner_keys import new_page_token
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
-from chalicelib.storage.models import ReportJob
+from chalicelib.storage.models import JobStatus, ReportJob, Tables
 from chalicelib.storage.polls import PollRepository, ShardPolls, shard_of
+from chalicelib.storage.store_maps import StoreMapRepository
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 
 
 class ReportInputError(Exception):
     """The job cannot succeed however often it is retried (e.g. no data)."""
+
+
+#: Deliveries of one part before the job is given up as Failed (the queue's DLQ takes 5).
+MAX_PART_ATTEMPTS = 3
+#: A job Running longer than this is reported Failed (its worker died unseen). Sized to the
+#: retries: a part takes ~1 s, its function times out at 30 s, and a failed or lost delivery
+#: comes back after the report queue's 90 s visibility timeout, so 3 attempts end within
+#: 2 x 90 + 30 = 210 s (tests/test_pipeline_safety.py checks the three settings agree).
+REPORT_TIMEOUT_SECONDS = 5 * 60
 
 
 #: What a client sees of a Failed job: a stable code and a sentence. Never exception
@@ -62,17 +74,36 @@ FAILURES = {
 }
 
 
-class TriggerError(Exception):
-    """The job was created but could not be started; it is marked Failed (``report_id``)."""
+class TriggerError(Unavailable):
+    """The job was created but could not be started; it is marked Failed (``report_id``), and the
+    client is told so with its id, so nobody waits on it."""
 
     def __init__(self, report_id: str, code: str) -> None:
-        super().__init__(FAILURES[code])
+        super().__init__(FAILURES[code], error_code=code, report_id=report_id)
         self.report_id = report_id
         self.code = code
 
 
-class ReportGone(Exception):
-    """A Complete job whose CSV no longer exists (the bucket's lifecycle removed it)."""
+class ReportGone(Gone):
+    """An expired job, or a Complete job whose CSV no longer exists (the bucket's lifecycle removed it)."""
+
+    def __init__(self, report_id: str) -> None:
+        super().__init__(FAILURES["REPORT_EXPIRED"], error_code="REPORT_EXPIRED", report_id=report_id)
+        self.report_id = report_id
+
+
+def parse_report_id(raw: str) -> str:
+    """A ``report_id`` parameter in its canonical form; ``BadRequest`` when it is not a UUID."""
+    raw = (raw or "").strip()
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise BadRequest(f"report_id {raw[:80]!r} is not a UUID") from None
+
+
+def attachment(report_id: str, detail: bool = False) -> str:
+    """The ``Content-Disposition`` of a report's CSV (or detail CSV), however it is downloaded."""
+    return f'attachment; filename="report-{report_id}{"-detail" if detail else ""}.csv"'
 
 
 @dataclass(frozen=True)
@@ -96,18 +127,19 @@ class ReportPart:
 
 def parse_as_of(text: str) -> int:
     """An ISO 8601 instant (``2023-01-25T18:00:00Z``; without an offset it is UTC) -> epoch
-    seconds. Raises ``ValueError`` with a reason a client can act on."""
+    seconds. Raises ``BadRequest`` (a ``ValueError``) with a reason a client can act on."""
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"as_of {text[:60]!r} is not an ISO 8601 instant such as 2023-01-25T18:00:00Z") from None
+        raise BadRequest(f"as_of {text[:60]!r} is not an ISO 8601 instant such as "
+                         "2023-01-25T18:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     if moment.year < 1970:
-        raise ValueError(f"as_of {text[:60]!r} is before 1970")
+        raise BadRequest(f"as_of {text[:60]!r} is before 1970")
     return int(moment.timestamp())
 
 
@@ -169,13 +201,32 @@ class EvidenceSummary:
 
 
 class ReportService:
-    def __init__(self, settings: Settings) -> None:
+    """Trigger, compute, assemble and hand out reports. Its clients and repositories are
+    given (``from_settings`` builds them), so it reads no environment and makes no client."""
+
+    def __init__(self, settings: Settings, aws: AwsClients, jobs: ReportJobRepository,
+                 state: DatasetStateRepository, polls: PollRepository, hours: StoreMapRepository,
+                 zones: StoreMapRepository) -> None:
         self.settings = settings
-        self.jobs = ReportJobRepository()
-        self.state = DatasetStateRepository()
-        self.polls = PollRepository(settings.poll_shards, settings.retention_days, settings.poll_item_budget)
-        self.hours = business_hours_repository(settings.poll_shards, settings.poll_item_budget)
-        self.zones = timezone_repository(settings.poll_shards, settings.poll_item_budget)
+        self.aws = aws
+        self.jobs = jobs
+        self.state = state
+        self.polls = polls
+        self.hours = hours
+        self.zones = zones
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tables: Optional[Tables] = None,
+                      aws: Optional[AwsClients] = None) -> "ReportService":
+        """The service on ``settings``' tables, bucket and queue; ``tables`` and ``aws`` default to
+        new ones (the composition root passes its own, shared by every service)."""
+        tables = tables or Tables.from_settings(settings)
+        return cls(settings, aws or AwsClients.from_env(),
+                   jobs=ReportJobRepository(tables.report_jobs),
+                   state=DatasetStateRepository(tables.dataset_state),
+                   polls=PollRepository.from_settings(settings, tables),
+                   hours=business_hours_repository(settings.poll_shards, settings.poll_item_budget, tables),
+                   zones=timezone_repository(settings.poll_shards, settings.poll_item_budget, tables))
 
     # -- trigger ----------------------------------------------------------
     def trigger(self, as_of: Optional[int] = None, store_ids: Optional[AbstractSet[str]] = None,
@@ -199,10 +250,10 @@ class ReportService:
             return report_id
         messages = [ReportPart(report_id, index, shards, data_now) for index, shards in enumerate(plan)]
         try:
-            url = queue_url(self.settings.report_queue)
+            url = self.aws.queue_url(self.settings.report_queue)
             for start in range(0, len(messages), 10):
                 batch = messages[start:start + 10]
-                response = sqs_client().send_message_batch(
+                response = self.aws.sqs.send_message_batch(
                     QueueUrl=url,
                     Entries=[{"Id": str(m.part), "MessageBody": m.to_json()} for m in batch],
                 )
@@ -215,7 +266,53 @@ class ReportService:
         log.info("report triggered", report_id=report_id, parts=len(plan), data_now=data_now)
         return report_id
 
+    # -- jobs as clients see them -----------------------------------------
+    def job(self, report_id: str) -> ReportJob:
+        """The job; ``NotFound`` when there is none."""
+        job = self.jobs.get(report_id)
+        if job is None:
+            raise NotFound(f"no report with id {report_id}")
+        return job
+
+    def check_not_expired(self, job: ReportJob) -> None:
+        """``ReportGone`` for a job past its retention that DynamoDB has not deleted yet."""
+        if job.expires_at is not None and job.expires_at.timestamp() < time.time():
+            raise ReportGone(job.report_id)
+
+    def current(self, job: ReportJob) -> ReportJob:
+        """The job as ``get_report`` shows it: ``ReportGone`` when expired, and a Running job
+        past ``REPORT_TIMEOUT_SECONDS`` failed first (its worker died unseen)."""
+        report_id = job.report_id
+        self.check_not_expired(job)
+        late = time.time() - job.created_at.timestamp() > REPORT_TIMEOUT_SECONDS
+        if job.status == JobStatus.RUNNING and late:
+            log.warning("report timed out", report_id=report_id, seconds=REPORT_TIMEOUT_SECONDS,
+                        parts_done=sorted(int(p) for p in job.parts_done or ()),
+                        parts_total=int(job.parts_total))
+            self.jobs.fail(report_id, "TIMED_OUT", FAILURES["TIMED_OUT"])
+            job = self.job(report_id)
+        return job
+
+    def has_data(self) -> bool:
+        return self.state.latest_poll_at() is not None
+
     # -- one part ---------------------------------------------------------
+    def deliver_part(self, part: ReportPart, attempt: int, ids: dict[str, Any]) -> None:
+        """One SQS delivery of a part. A transient error is raised (SQS delivers the part again)
+        until ``MAX_PART_ATTEMPTS``; then, or at once when it can never succeed, the job is
+        given up as Failed, so clients never wait forever. ``ids`` go on the log lines."""
+        try:
+            self.run_part(part)
+        except ReportInputError:
+            log.exception("report part cannot succeed", **ids)
+            self.jobs.fail(part.report_id, "PART_FAILED", FAILURES["PART_FAILED"])
+        except Exception:
+            log.exception("report part failed", **ids)
+            if attempt >= MAX_PART_ATTEMPTS:
+                self.jobs.fail(part.report_id, "PART_FAILED", FAILURES["PART_FAILED"])
+                return
+            raise
+
     def compute_rows(self, shards: Iterable[int], data_now: int) -> list[list[str]]:
         """Detail rows (without header) of every store in ``shards``, sorted by store id:
         the standard columns, then ``DETAIL_EXTRA_HEADER``, then the week strip the report
@@ -242,7 +339,8 @@ class ReportService:
         evidence = {}
         for store_id in sorted(data.roster | set(data.polls_by_store)):
             schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
-            evidence[store_id] = store_evidence(data.polls_by_store.get(store_id, ()), schedule,
+            polls: Iterable[Any] = data.polls_by_store.get(store_id, [])  # (at, active) pairs: core Polls
+            evidence[store_id] = store_evidence(polls, schedule,
                                                 zones.get(store_id, DEFAULT_TIMEZONE), data_now)
         return evidence, default_rule(data_now, fleet_up_share(e.polls for e in evidence.values())), data
 
@@ -251,7 +349,7 @@ class ReportService:
         job = self.jobs.get(part.report_id)
         if job is None:
             raise ReportInputError(f"report {part.report_id} does not exist")
-        if job.status != "Running":
+        if job.status != JobStatus.RUNNING:
             return job  # a replay of a finished job: nothing to do
         mismatch = part_mismatch(job, part)
         if mismatch:
@@ -267,7 +365,7 @@ class ReportService:
             rows = [row for row in rows if row[0] in job.store_ids]
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
-        s3_client().put_object(Bucket=self.settings.bucket, Key=part_key(part.report_id, part.part),
+        self.aws.s3.put_object(Bucket=self.settings.bucket, Key=part_key(part.report_id, part.part),
                                Body=buffer.getvalue().encode("utf-8"), ContentType="text/csv")
         updated = self.jobs.mark_part_done(part.report_id, part.part)
         if updated is None:
@@ -279,7 +377,7 @@ class ReportService:
 
     # -- assemble ---------------------------------------------------------
     def _part_lines(self, report_id: str, part: int) -> Iterator[str]:
-        body = s3_client().get_object(Bucket=self.settings.bucket, Key=part_key(report_id, part))["Body"]
+        body = self.aws.s3.get_object(Bucket=self.settings.bucket, Key=part_key(report_id, part))["Body"]
         for line in body.iter_lines():
             if line:
                 yield line.decode("utf-8") + "\n"
@@ -317,37 +415,53 @@ class ReportService:
             key, detail_key = report_key(job.report_id), detail_report_key(job.report_id)
             for body, name in ((out, key), (detail, detail_key), (strips, strips_key(job.report_id))):
                 body.seek(0)
-                s3_client().upload_fileobj(body, self.settings.bucket, name, ExtraArgs={"ContentType": "text/csv"})
-        self.jobs.complete(job.report_id, key, rows, summary=json.dumps(summary.as_dict(), sort_keys=True))
+                self.aws.s3.upload_fileobj(body, self.settings.bucket, name,
+                                           ExtraArgs={"ContentType": "text/csv"})
+        self.jobs.complete(job.report_id, key, rows, summary=summary.as_dict())
 
     # -- read -------------------------------------------------------------
     def download_url(self, job: ReportJob, detail: bool = False) -> str:
         """Presigned URL of the report, or of its detail report (``detail_report_key``)."""
         key = detail_report_key(job.report_id) if detail else job.s3_key
-        name = f"report-{job.report_id}{'-detail' if detail else ''}.csv"
-        return s3_client().generate_presigned_url(
+        return self.aws.s3.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.settings.bucket, "Key": key,
                     "ResponseContentType": "text/csv",
-                    "ResponseContentDisposition": f'attachment; filename="{name}"'},
+                    "ResponseContentDisposition": attachment(job.report_id, detail)},
             ExpiresIn=self.settings.presign_seconds,
         )
+
+    def page_sources(self, job: ReportJob) -> tuple[str, str]:
+        """The detail report and the strips the report page is drawn from; ``ReportGone`` when
+        the bucket no longer has them."""
+        bodies = []
+        for key in (detail_report_key(job.report_id), strips_key(job.report_id)):
+            try:
+                body = self.aws.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"]
+                bodies.append(body.read().decode())
+            except ClientError as error:
+                if _error_code(error) in ("NoSuchKey", "404"):
+                    raise ReportGone(job.report_id) from None
+                raise
+        return bodies[0], bodies[1]
 
     def csv_body(self, job: ReportJob) -> bytes:
         """The CSV's bytes; ``ReportGone`` when the bucket no longer has it."""
         try:
-            return s3_client().get_object(Bucket=self.settings.bucket, Key=job.s3_key)["Body"].read()
+            return self.aws.s3.get_object(Bucket=self.settings.bucket, Key=job.s3_key)["Body"].read()
         except ClientError as error:
             if _error_code(error) in ("NoSuchKey", "404"):
+                log.info("report CSV is gone", report_id=job.report_id)
                 raise ReportGone(job.report_id) from None
             raise
 
     def check_csv_exists(self, job: ReportJob) -> None:
         """Raise ``ReportGone`` rather than hand out a URL to nothing."""
         try:
-            s3_client().head_object(Bucket=self.settings.bucket, Key=job.s3_key)
+            self.aws.s3.head_object(Bucket=self.settings.bucket, Key=job.s3_key)
         except ClientError as error:
             if _error_code(error) in ("NoSuchKey", "404", "NotFound"):
+                log.info("report CSV is gone", report_id=job.report_id)
                 raise ReportGone(job.report_id) from None
             raise
 
@@ -377,18 +491,18 @@ def part_mismatch(job: ReportJob, part: ReportPart) -> Optional[str]:
 
 def job_view(job: ReportJob) -> dict[str, Any]:
     """The JSON ``get_report`` shows for a job (without the download URL)."""
-    view: dict[str, Any] = {"report_id": job.report_id, "status": job.status,
+    view: dict[str, Any] = {"report_id": job.report_id, "status": job.status.value,
                             "created_at": job.created_at.isoformat()}
     if job.data_now is not None:
         view["data_now"] = datetime.fromtimestamp(int(job.data_now), timezone.utc).isoformat()
     view["parts_done"] = len(job.parts_done or ())
     view["parts_total"] = int(job.parts_total)
-    if job.status == "Complete":
+    if job.status == JobStatus.COMPLETE:
         view["rows"] = int(job.rows or 0)
         view["completed_at"] = job.completed_at.isoformat() if job.completed_at else None
-        if getattr(job, "summary", None):
-            view["evidence"] = json.loads(job.summary)
-    if job.status == "Failed":
+        if job.summary:
+            view["evidence"] = job.summary
+    if job.status == JobStatus.FAILED:
         view["error_code"] = job.error_code or "FAILED"
         view["error"] = job.error
     return view

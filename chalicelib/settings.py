@@ -1,7 +1,10 @@
 """Names and knobs of one deployment, read from the environment.
 
 Chalice sets these per stage from ``.chalice/config.json``; the local runtime
-loads the same file, so there is one source for every name.
+loads the same file, so there is one source for every name. Nothing here is read
+at import: the composition root (``chalicelib.dependencies``) calls
+``Settings.from_env()`` once, on first use; ``app.py`` reads only the queue names
+its decorators need (``QueueNames.from_env()``).
 """
 from __future__ import annotations
 
@@ -11,6 +14,24 @@ from dataclasses import dataclass
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def _stage_prefix() -> str:
+    return f"storemon-{_env('STOREMON_STAGE', 'dev')}"
+
+
+@dataclass(frozen=True)
+class QueueNames:
+    """The queues Chalice's ``on_sqs_message`` decorators name when ``app.py`` is imported."""
+
+    report: str
+    ingest: str
+
+    @classmethod
+    def from_env(cls) -> "QueueNames":
+        prefix = _stage_prefix()
+        return cls(report=_env("REPORT_QUEUE", f"{prefix}-report-parts"),
+                   ingest=_env("INGEST_QUEUE", f"{prefix}-ingest"))
 
 
 @dataclass(frozen=True)
@@ -40,11 +61,14 @@ class Settings:
     #: Lifetime of a report's download URL (``PRESIGN_SECONDS``, default 15 minutes): long
     #: enough to start a download, short enough that a leaked URL soon stops working.
     presign_seconds: int
+    #: AWS region of the tables (PynamoDB needs it; boto3 clients read the same variables).
+    region: str = "us-east-1"
 
     @classmethod
     def from_env(cls) -> "Settings":
         stage = _env("STOREMON_STAGE", "dev")
-        prefix = f"storemon-{stage}"
+        prefix = _stage_prefix()
+        queues = QueueNames.from_env()
         return cls(
             stage=stage,
             polls_table=_env("POLLS_TABLE", f"{prefix}-polls"),
@@ -55,15 +79,18 @@ class Settings:
             dataset_state_table=_env("DATASET_STATE_TABLE", f"{prefix}-dataset-state"),
             owner_keys_table=_env("OWNER_KEYS_TABLE", f"{prefix}-owner-keys"),
             bucket=_env("DATA_BUCKET", f"{prefix}-data"),
-            report_queue=_env("REPORT_QUEUE", f"{prefix}-report-parts"),
-            ingest_queue=_env("INGEST_QUEUE", f"{prefix}-ingest"),
+            report_queue=queues.report,
+            ingest_queue=queues.ingest,
             poll_shards=int(_env("POLL_SHARDS", "16")),
             poll_item_budget=int(_env("POLL_ITEM_BUDGET", "180000")),
             report_parts=int(_env("REPORT_PARTS", "4")),
             retention_days=int(_env("POLL_RETENTION_DAYS", "30")),
             ingest_batch_rows=int(_env("INGEST_BATCH_ROWS", "250000")),
             presign_seconds=int(_env("PRESIGN_SECONDS", "900")),
+            region=region(),
         )
 
 
-settings = Settings.from_env()
+def region() -> str:
+    """The region botocore would pick from the environment, us-east-1 when none is set."""
+    return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"

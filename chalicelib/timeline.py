@@ -12,14 +12,19 @@ from typing import Any, Optional
 
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
 from chalicelib.core.outages import MIN_OUTAGE_SECONDS, down_spans, store_outages, up_down_segments
-from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER, WEEK, detail_row
+from chalicelib.core.report import CSV_HEADER, DETAIL_EXTRA_HEADER, detail_row
 from chalicelib.core.schedule import clip_spans
+from chalicelib.core.units import WEEK
+from chalicelib.errors import NotFound
 from chalicelib.reporting import ReportService
-from chalicelib.storage.polls import shard_of
+from chalicelib.storage.layout import shard_of
 
 
-class UnknownStore(Exception):
+class UnknownStore(NotFound):
     """No store by that id in the data (neither polls in the read range nor on the roster)."""
+
+    def __init__(self, store_id: str) -> None:
+        super().__init__(f"no store with id {store_id[:80]!r} in the data of that week")
 
 
 def iso(instant: int) -> str:
@@ -66,7 +71,7 @@ def store_timeline(service: ReportService, store_id: str, now: int) -> dict[str,
         "now": iso(now),
         "week": {"start": iso(now - WEEK), "end": iso(now)},
         "timezone": zones.get(store_id, DEFAULT_TIMEZONE),
-        "report_row": dict(zip(CSV_HEADER + DETAIL_EXTRA_HEADER, row)),
+        "report_row": dict(zip(CSV_HEADER + DETAIL_EXTRA_HEADER, row, strict=False)),
         "business": [{"start": iso(lo), "end": iso(hi)} for lo, hi in business],
         "polls": polls,
         "segments": segment_views,

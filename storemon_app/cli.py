@@ -28,11 +28,14 @@ from typing import Optional
 from storemon_app.datasets import find_dataset
 from storemon_app.errors import CommandError
 from storemon_app.paths import OUT_DIR, PROJECT_ROOT
+from botocore.exceptions import EndpointConnectionError
 
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-from storemon_app.runtime import (  # noqa: E402
+from chalicelib.storage.ingestions import IngestionRepository
+from storemon_app.client import ReportClient, download
+from storemon_app.event_pump import EventPump
+from storemon_app.local_ingest import KIND_ORDER, ingest_file
+from storemon_app.progress import ProgressLine
+from storemon_app.runtime import (
     DEFAULT_API_PORT,
     DEFAULT_EMULATOR_PORT,
     RuntimeFailure,
@@ -45,6 +48,10 @@ from storemon_app.runtime import (  # noqa: E402
     stage_environment,
     stop_on_signals,
 )
+from storemon_app.packaging import register_commands as register_packaging
+from storemon_app.simulation import register_commands as register_simulation
+from storemon_app.simulation import write_dataset
+from storemon_app.stack import PROJECT_ROOT
 
 SAMPLE_DIR = OUT_DIR / "sample-data"
 DEFAULT_REPORT_PATH = Path("out") / "report.csv"
@@ -63,8 +70,6 @@ def output_path(value: str) -> Path:
 
 def sample_dataset() -> Path:
     """The small generated sample the demo uses by default (made once, then reused)."""
-    from storemon_app.simulation import write_dataset
-
     if not (SAMPLE_DIR / "store_status.csv").is_file():
         print(f"generating a sample data set in {SAMPLE_DIR} ...", file=sys.stderr)
         write_dataset(SAMPLE_DIR, "sample", seed=7)
@@ -72,15 +77,15 @@ def sample_dataset() -> Path:
 
 
 def _import_app():
-    """Import app.py only once the environment is prepared (settings are read at import)."""
+    """Import app.py once the stage's environment is prepared: its queue handlers are bound to
+    the queue names Chalice's decorators read when the module loads (everything else the app
+    reads on first use, ``app.dependencies``)."""
     import app as app_module
 
     return app_module
 
 
 def _ingest_dataset(files: dict[str, Path]) -> list:
-    from storemon_app.local_ingest import KIND_ORDER, ingest_file
-
     outcomes = []
     for kind in [k for k in KIND_ORDER if k in files]:
         outcome = ingest_file(files[kind], expected_kind=kind)
@@ -97,9 +102,6 @@ def _show_job(view: dict, elapsed: float, progress) -> None:
 
 def run_report(api_url: str, out: Path, timeout: float = 900) -> dict:
     """trigger_report -> poll get_report -> download the CSV, as a client would."""
-    from storemon_app.client import ReportClient, download
-    from storemon_app.progress import ProgressLine
-
     client = ReportClient(api_url)
     try:
         report_id = client.trigger()
@@ -171,13 +173,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                           api_port=free_port()) as stack:
         print(f"emulated AWS: {describe_endpoints()}; API at {stack.api_url}", file=sys.stderr)
         _ingest_dataset(files)
-        from storemon_app.event_pump import EventPump
-
         pump = EventPump(_import_app(), concurrency=args.workers).start()
         try:
             view = run_report(stack.api_url, out)
-            from storemon_app.client import ReportClient
-
             page_url = view.get("page_url") or f"{stack.api_url}/reports/{view['report_id']}"
             page = out.with_suffix(".html")  # self-contained: it opens offline, after the stack is gone
             page.write_bytes(ReportClient(stack.api_url).page(view["report_id"]))
@@ -205,8 +203,6 @@ class _OneLineWhenUnreachable(logging.Filter):
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from storemon_app.event_pump import EventPump
-
     logging.getLogger("storemon.pump").addFilter(_OneLineWhenUnreachable())
     _stack_endpoint(args)
     reason = None
@@ -279,8 +275,6 @@ def _connect(args: argparse.Namespace) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from storemon_app.local_ingest import ingest_file
-
     _connect(args)
     given = {"timezones": args.timezones or [], "hours": args.hours or [], "status": args.status or []}
     if not any(given.values()):
@@ -311,8 +305,6 @@ def process_usage() -> dict:
 
 def cmd_pump(args: argparse.Namespace) -> int:
     """Deliver queue messages to the app's handlers until SIGTERM (the bench runs several)."""
-    from storemon_app.event_pump import EventPump
-
     _connect(args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -331,8 +323,6 @@ def cmd_pump(args: argparse.Namespace) -> int:
 
 def cmd_ingestions(args: argparse.Namespace) -> int:
     _connect(args)
-    from chalicelib.storage.ingestions import IngestionRepository
-
     records = IngestionRepository().recent(args.limit)
     if not records:
         print("no ingestions yet")
@@ -348,7 +338,7 @@ def cmd_ingestions(args: argparse.Namespace) -> int:
         if r.error_report_key:
             print(f"{'':20} rejected rows: {r.error_report_key}")
         if getattr(r, "counts", None):
-            counts = json.loads(r.counts)
+            counts = r.counts
             print(f"{'':20} " + ", ".join(f"{value:,} {name.replace('_', ' ')}"
                                           for name, value in sorted(counts.items())))
     return 0
@@ -433,20 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to write the CSV; its directory must exist (default: out/report.csv)")
     report.set_defaults(func=cmd_report)
 
-    try:
-        from storemon_app.simulation import register_commands
-    except ImportError:  # pragma: no cover - the simulator is part of the package
-        register_commands = None
-    if register_commands:
-        register_commands(commands)
+    register_simulation(commands)
     try:
         from storemon_app.bench import register_commands as register_bench
     except ImportError:
         register_bench = None
     if register_bench:
         register_bench(commands)
-    from storemon_app.packaging import register_commands as register_packaging
-
     register_packaging(commands)
     from storemon_app.keys import register_commands as register_keys
 
@@ -477,8 +460,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def _unreachable_endpoint(error: BaseException) -> Optional[str]:
     """The endpoint URL if ``error`` (or what caused it) is a failure to connect."""
-    from botocore.exceptions import EndpointConnectionError
-
     seen = 0
     current: Optional[BaseException] = error
     while current is not None and seen < 10:

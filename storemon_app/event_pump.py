@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable, Optional
 
-from chalicelib.aws import queue_url, sqs_client
+from chalicelib.aws import AwsClients
 
 log = logging.getLogger("storemon.pump")
 
@@ -81,8 +81,10 @@ class InvocationStats:
 class EventPump:
     """Poll every mapped queue with ``concurrency`` threads until stopped."""
 
-    def __init__(self, app_module: ModuleType, concurrency: int = 2, wait_seconds: int = 1) -> None:
+    def __init__(self, app_module: ModuleType, concurrency: int = 2, wait_seconds: int = 1,
+                 aws: Optional[AwsClients] = None) -> None:
         self.mappings = queue_mappings(app_module)
+        self.aws = aws or AwsClients.from_env()
         self.concurrency = concurrency
         self.wait_seconds = wait_seconds
         self.stats: dict[str, InvocationStats] = {m.handler_name: InvocationStats() for m in self.mappings}
@@ -92,19 +94,19 @@ class EventPump:
 
     def pump_once(self, mapping: QueueMapping) -> int:
         """Receive one batch from the mapping's queue and invoke its handler; returns messages seen."""
-        url = queue_url(mapping.queue)
+        url = self.aws.queue_url(mapping.queue)
         # Dead-letter queues are nearly always empty: a short poll keeps them from holding
         # up the busy queues this thread also serves.
         wait = 0 if mapping.queue.endswith("-dlq") else self.wait_seconds
-        response = sqs_client().receive_message(
+        response = self.aws.sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=mapping.batch_size, WaitTimeSeconds=wait,
             AttributeNames=["All"], MessageAttributeNames=["All"])
         messages = response.get("Messages", [])
         if not messages:
             return 0
-        attributes = sqs_client().get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+        attributes = self.aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
         arn = attributes["Attributes"]["QueueArn"]
-        event = lambda_sqs_event(messages, arn, sqs_client().meta.region_name)
+        event = lambda_sqs_event(messages, arn, self.aws.sqs.meta.region_name)
         started = time.perf_counter()
         cpu_started = time.thread_time()
         try:
@@ -117,7 +119,7 @@ class EventPump:
         else:
             self._record(mapping, ok=True, seconds=time.perf_counter() - started,
                          cpu=time.thread_time() - cpu_started)
-            sqs_client().delete_message_batch(QueueUrl=url, Entries=[
+            self.aws.sqs.delete_message_batch(QueueUrl=url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
         return len(messages)
 

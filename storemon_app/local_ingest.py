@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Optional
 
+from chalicelib.drops import byte_lines
+from chalicelib.ingestion import COUNT_NAMES, ingest_source
+from chalicelib.settings import Settings
 from storemon_app.progress import ProgressLine, rows_progress
 from storemon_app.paths import OUT_DIR
 
@@ -39,17 +42,12 @@ class FileOutcome:
 
 def describe_counts(counts: dict) -> list[str]:
     """One line per non-zero count, e.g. ``5 duplicates: rows repeating another row ...``."""
-    from chalicelib.ingestion import COUNT_NAMES
-
     return [f"{counts[name]:,} {name.replace('_', ' ')}: {meaning}"
             for name, meaning in COUNT_NAMES.items() if counts.get(name)]
 
 
 def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = False) -> FileOutcome:
     """Ingest one local CSV, streaming; rejected rows go to out/rejections/<name>.rejections.csv."""
-    from chalicelib.drops import byte_lines, ingest_source
-    from chalicelib.settings import settings
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -66,7 +64,7 @@ def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = F
     with open(path, "rb") as stream:
         record, result = ingest_source(
             byte_lines(stream), f"file://{path.resolve()}", f"file://{path.resolve()}@{time.time_ns()}",
-            settings,
+            Settings.from_env(),
             expected_kind=expected_kind, save_rejections=save_rejections,
             progress=None if quiet else rows_progress(progress))
     seconds = time.perf_counter() - started

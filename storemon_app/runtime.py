@@ -97,9 +97,10 @@ def prepare_environment(stage: str, endpoint_url: Optional[str],
     """Point this process (and its children) at the emulator with the stage's settings.
 
     ``endpoint_url`` becomes ``AWS_ENDPOINT_URL``; per-service variables already
-    set keep sending their service elsewhere. Must run before ``app`` or
-    ``chalicelib`` is imported: their settings are read once, at import, as in
-    a Lambda container.
+    set keep sending their service elsewhere. ``chalicelib`` reads the settings on
+    first use (``chalicelib.dependencies``), so import order does not matter, except
+    that ``app``'s queue handlers are bound to the queue names of the environment it
+    was imported in (Chalice's decorators need them then).
     """
     env = stage_environment(stage, names_stage)
     if endpoint_url:

@@ -51,10 +51,8 @@ from chalicelib.core.report import (
     store_evidence,
 )
 from chalicelib.core.schedule import WeeklySchedule, business_intervals, clip_spans, contains, merge_spans
+from chalicelib.core.units import DAY, HOUR
 from storemon_app.paths import SHARED_REAL
-
-HOUR = 3600
-DAY = 86_400
 
 
 @dataclass(frozen=True)

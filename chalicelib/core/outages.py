@@ -33,6 +33,7 @@ from typing import Optional, Sequence
 
 from chalicelib.core.interpolation import Piece, UptimeEstimate
 from chalicelib.core.schedule import Span, clip_spans
+from chalicelib.core.units import DAY, HOUR, WEEK
 
 #: Down when the chance of up is below this.
 DOWN_BELOW = 0.5
@@ -43,9 +44,6 @@ SAMPLE_CELLS = 60
 #: Shorter down stretches are not outages.
 MIN_OUTAGE_SECONDS = 60
 
-HOUR = 3600
-DAY = 24 * HOUR
-WEEK = 7 * DAY
 _WINDOWS = (("hour", HOUR, 60), ("day", DAY, 3600), ("week", WEEK, 3600))
 
 #: Columns appended to the detail report: per window the number of outages, the longest,

@@ -12,10 +12,12 @@ from functools import lru_cache
 
 import pytz
 
+from chalicelib.core.units import DAY
+
 #: Time zone used when a store has no time-zone row (the specification's rule).
 DEFAULT_TIMEZONE = "America/Chicago"
 
-SECONDS_PER_DAY = 86_400
+SECONDS_PER_DAY = DAY
 
 #: Ends at or after this local time mean "until midnight": the feeds write the
 #: end of day as 23:59:00 or 23:59:59 because they cannot write 24:00.

@@ -30,10 +30,7 @@ from chalicelib.core.schedule import (
     contains,
     total_seconds,
 )
-
-HOUR = 3600
-DAY = 24 * HOUR
-WEEK = 7 * DAY
+from chalicelib.core.units import DAY, HOUR, WEEK
 
 #: The windows of the report, each ending at ``now``.
 WINDOWS: tuple[tuple[str, int], ...] = (("hour", HOUR), ("day", DAY), ("week", WEEK))

@@ -25,7 +25,9 @@ import heapq
 import itertools
 from typing import Generic, Optional, TypeVar
 
-STRAY_GAP = 24 * 3600
+from chalicelib.core.units import DAY
+
+STRAY_GAP = DAY
 STRAY_MIN_ROWS = 10
 
 T = TypeVar("T")

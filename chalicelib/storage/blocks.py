@@ -4,7 +4,8 @@ Every poll item and roster item holds one block. Pure (no AWS), so it is tested 
 
 Layout, before zlib (all integers little-endian)::
 
-    MAGIC | n: u32 | id lengths: n x u16 | ids: UTF-8, concatenated | counts: n x u32 | values: sum(counts) x u32
+    MAGIC | n: u32 | id lengths: n x u16 | ids: UTF-8, concatenated | counts: n x u32
+          | values: sum(counts) x u32
 
 Why this shape:
 - **Unambiguous for any store id**: ids are length-prefixed, never split on a

@@ -3,10 +3,18 @@
 The layout is built for the report's reads (docs/ARCHITECTURE.md): polls are
 grouped per (store shard, UTC day) into one item, so a report reads a known
 set of keys with BatchGetItem and never scans or queries a growing table.
+
+The classes here name no table: a deployment's table names are settings, read
+once by the composition root (``chalicelib.dependencies``), which binds them
+with ``Tables.from_settings``. Each binding is a set of subclasses with their
+own ``Meta.table_name`` (PynamoDB's documented way to point one model at
+another table), so two bindings never share a connection.
 """
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
 
 from pynamodb.attributes import (
     BinaryAttribute,
@@ -21,12 +29,29 @@ from pynamodb.attributes import (
 )
 from pynamodb.models import Model
 
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
+from chalicelib.storage.attributes import CompressedJSONAttribute, EnumAttribute, SortedJSONAttribute
+
+
+class JobStatus(str, Enum):
+    """Where a report job or an ingestion stands; the values are the strings stored and shown."""
+
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    #: Ingestions only: the file as a whole was unusable (nothing of it was written).
+    REJECTED = "Rejected"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 class _Meta:
-    region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     # No host: botocore itself honours AWS_ENDPOINT_URL (moto server, LocalStack).
+    # No table_name nor region: ``Tables.from_settings`` binds them.
     billing_mode = "PAY_PER_REQUEST"
 
 
@@ -42,7 +67,7 @@ class PollDirectory(Model):
     """
 
     class Meta(_Meta):
-        table_name = settings.polls_table
+        pass
 
     bucket_key = UnicodeAttribute(hash_key=True)
     #: Content ids (``<hash>-<size>``) of blocks added by ingestion batches.
@@ -61,7 +86,7 @@ class PollBlock(Model):
     """
 
     class Meta(_Meta):
-        table_name = settings.polls_table
+        pass
 
     bucket_key = UnicodeAttribute(hash_key=True)
     blob = BinaryAttribute(legacy_encoding=False)
@@ -78,31 +103,25 @@ class StoreMapShard(Model):
     so concurrent drops never lose each other's stores.
     """
 
+    class Meta(_Meta):
+        pass
+
     shard = NumberAttribute(hash_key=True)
-    payload = BinaryAttribute(legacy_encoding=False, null=True)
+    #: The map itself (store id -> value), stored as compressed JSON.
+    payload = CompressedJSONAttribute(null=True)
     pages = NumberSetAttribute(null=True)
     store_count = NumberAttribute(default=0)
     version = VersionAttribute()
-
-
-class BusinessHoursShard(StoreMapShard):
-    class Meta(_Meta):
-        table_name = settings.business_hours_table
-
-
-class TimezoneShard(StoreMapShard):
-    class Meta(_Meta):
-        table_name = settings.timezones_table
 
 
 class ReportJob(Model):
     """One report request, from trigger to Complete or Failed."""
 
     class Meta(_Meta):
-        table_name = settings.report_jobs_table
+        pass
 
     report_id = UnicodeAttribute(hash_key=True)
-    status = UnicodeAttribute()  # Running | Complete | Failed
+    status = EnumAttribute(JobStatus)  # Running | Complete | Failed
     created_at = UTCDateTimeAttribute()
     #: The data's "now" (latest poll, epoch seconds), fixed when triggered.
     data_now = NumberAttribute(null=True)
@@ -120,7 +139,7 @@ class ReportJob(Model):
     completed_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
     #: The fleet's evidence summary (JSON): share of business time inferred, stores without polls.
-    summary = UnicodeAttribute(null=True)
+    summary = SortedJSONAttribute(null=True)
     #: The stores the report holds (None: the whole fleet), fixed when triggered.
     store_ids = UnicodeSetAttribute(null=True)
     #: The owner key that triggered it (``OwnerKey.key_id``): only that key reads it.
@@ -133,12 +152,12 @@ class IngestionRecord(Model):
     """One ingested file: what it was, how it went, where its rejected rows are."""
 
     class Meta(_Meta):
-        table_name = settings.ingestions_table
+        pass
 
     ingestion_id = UnicodeAttribute(hash_key=True)
     source = UnicodeAttribute()
     kind = UnicodeAttribute(null=True)
-    status = UnicodeAttribute()  # Running | Complete | Rejected | Failed
+    status = EnumAttribute(JobStatus)  # Running | Complete | Rejected | Failed
     rows_accepted = NumberAttribute(default=0)
     rows_rejected = NumberAttribute(default=0)
     started_at = UTCDateTimeAttribute()
@@ -151,14 +170,14 @@ class IngestionRecord(Model):
     #: Epoch seconds until which a Running record's worker holds the file (``claim``).
     claimed_until = NumberAttribute(null=True)
     #: What ingestion did besides accepting rows, as JSON: duplicates, conflicts, defaults applied.
-    counts = UnicodeAttribute(null=True)
+    counts = SortedJSONAttribute(null=True)
 
 
 class DatasetState(Model):
     """Small facts about the data kept current by ingestion (e.g. the latest poll)."""
 
     class Meta(_Meta):
-        table_name = settings.dataset_state_table
+        pass
 
     name = UnicodeAttribute(hash_key=True)
     latest_poll_at = NumberAttribute(null=True)
@@ -170,7 +189,7 @@ class OwnerKey(Model):
     SHA-256 is stored: the table never holds a usable secret."""
 
     class Meta(_Meta):
-        table_name = settings.owner_keys_table
+        pass
 
     key_hash = UnicodeAttribute(hash_key=True)
     #: Public name of the key: the first characters of its hash (what ``keys list`` shows).
@@ -184,13 +203,43 @@ class OwnerKey(Model):
     gateway_key_id = UnicodeAttribute(null=True)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (
-    PollDirectory,
-    PollBlock,
-    BusinessHoursShard,
-    TimezoneShard,
-    ReportJob,
-    IngestionRecord,
-    DatasetState,
-    OwnerKey,
-)
+M = TypeVar("M", bound=Model)
+
+
+def bind(model: type[M], table_name: str, region: str) -> type[M]:
+    """A subclass of ``model`` stored in ``table_name``: its own Meta, so its own connection."""
+    meta = type("Meta", (model.Meta,), {"table_name": table_name, "region": region})  # type: ignore[arg-type]
+    return type(model.__name__, (model,), {"Meta": meta, "__module__": model.__module__})
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Every model, bound to one deployment's tables."""
+
+    poll_directories: type[PollDirectory]
+    poll_blocks: type[PollBlock]
+    business_hours: type[StoreMapShard]
+    timezones: type[StoreMapShard]
+    report_jobs: type[ReportJob]
+    ingestions: type[IngestionRecord]
+    dataset_state: type[DatasetState]
+    owner_keys: type[OwnerKey]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Tables":
+        region = settings.region
+        return cls(
+            poll_directories=bind(PollDirectory, settings.polls_table, region),
+            poll_blocks=bind(PollBlock, settings.polls_table, region),
+            business_hours=bind(StoreMapShard, settings.business_hours_table, region),
+            timezones=bind(StoreMapShard, settings.timezones_table, region),
+            report_jobs=bind(ReportJob, settings.report_jobs_table, region),
+            ingestions=bind(IngestionRecord, settings.ingestions_table, region),
+            dataset_state=bind(DatasetState, settings.dataset_state_table, region),
+            owner_keys=bind(OwnerKey, settings.owner_keys_table, region),
+        )
+
+    @classmethod
+    def from_env(cls) -> "Tables":
+        """For scripts and tests; the app's tables come from its composition root."""
+        return cls.from_settings(Settings.from_env())

@@ -11,7 +11,7 @@ from typing import Iterable, Optional
 
 from pynamodb.exceptions import PutError, UpdateError
 
-from chalicelib.storage.models import OwnerKey
+from chalicelib.storage.models import OwnerKey, Tables
 
 #: Characters of the hash that name a key in ``keys list`` and the report jobs (48 bits:
 #: a name, not a secret; creation refuses the rare collision).
@@ -28,10 +28,12 @@ class KeyExists(Exception):
 
 
 class OwnerKeyRepository:
-    """Owner keys in ``model``'s table (``OwnerKey``, or a subclass bound to another table)."""
+    """Owner keys in ``model``'s table (``Tables.owner_keys``)."""
 
-    def __init__(self, model: type[OwnerKey] = OwnerKey) -> None:
-        self.model = model
+    def __init__(self, model: Optional[type[OwnerKey]] = None) -> None:
+        """``model``: by default the environment's table (scripts and tests; the composition
+        root always passes it)."""
+        self.model = model or Tables.from_env().owner_keys
 
     def add(self, secret: str, owner: str, store_ids: Iterable[str],
             gateway_key_id: Optional[str] = None) -> OwnerKey:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,7 +28,10 @@ from functools import lru_cache
 from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 
 from pynamodb.exceptions import UpdateError
+from pynamodb.expressions.update import Action
 
+from chalicelib.core.units import DAY, HOUR
+from chalicelib.settings import Settings
 from chalicelib.storage.blocks import (
     Block,
     BlockError,
@@ -39,19 +41,17 @@ from chalicelib.storage.blocks import (
     merge_blocks,
     pack_blocks,
 )
-from chalicelib.storage.models import PollBlock, PollDirectory
+from chalicelib.storage.layout import DEFAULT_ITEM_BUDGET, shard_of
+from chalicelib.storage.models import PollBlock, PollDirectory, Tables
 
 log = logging.getLogger(__name__)
 
-DAY = 86_400
 #: Parallel requests per writer: hides round-trip latency, stays polite to the table.
 WRITE_CONCURRENCY = 4
-#: Default bytes per block: under half of DynamoDB's 400 KB item limit, with room for the key.
-DEFAULT_ITEM_BUDGET = 180_000
 #: Encoded bytes a writer holds before writing them (a bulk file's whole week fits at 14k stores).
 DEFAULT_PENDING_LIMIT = 32 * 1024 * 1024
 #: A day is compacted once it ended this long before the newest poll of the drop.
-CLOSE_GRACE = 3600
+CLOSE_GRACE = HOUR
 #: A finished day with a base is compacted again once its new segments reach this share of it...
 RECOMPACT_RATIO = 0.25
 #: ...or this many segments (late polls), whichever comes first.
@@ -73,11 +73,6 @@ class StorePoll(NamedTuple):
     store_id: str
     at: int
     active: bool
-
-
-def shard_of(store_id: str, shards: int) -> int:
-    """Stable across processes and Python versions (unlike ``hash``)."""
-    return zlib.crc32(store_id.encode("utf-8")) % shards
 
 
 def day_key(shard: int, day_start: int) -> str:
@@ -212,10 +207,15 @@ class ShardPolls:
 
 class PollRepository:
     def __init__(self, shards: int, retention_days: int, item_budget: int = DEFAULT_ITEM_BUDGET,
-                 pending_limit: int = DEFAULT_PENDING_LIMIT) -> None:
+                 pending_limit: int = DEFAULT_PENDING_LIMIT, *, tables: Optional[Tables] = None) -> None:
+        """``tables``: the deployment's bound tables; by default the environment's (scripts and
+        tests; the composition root passes them, see ``from_settings``)."""
+        tables = tables or Tables.from_env()
+        self.directories = tables.poll_directories
+        self.blocks = tables.poll_blocks
         self.shards = shards
         self.pending_limit = pending_limit
-        self.retention = retention_days * 86_400
+        self.retention = retention_days * DAY
         self.item_budget = item_budget
         self.stats = WriteStats()
         self._touched_days: set[tuple[int, int]] = set()
@@ -224,6 +224,11 @@ class PollRepository:
         self._new_stores: dict[int, set[str]] = defaultdict(set)
         self._pending: dict[tuple[int, int], list[bytes]] = defaultdict(list)
         self._pending_bytes = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, tables: Tables) -> "PollRepository":
+        """A repository for one drop or one report: writers keep per-drop state, so one each."""
+        return cls(settings.poll_shards, settings.retention_days, settings.poll_item_budget, tables=tables)
 
     # -- writes ---------------------------------------------------------
     def add_polls(self, polls: Iterable[StorePoll]) -> int:
@@ -259,7 +264,7 @@ class PollRepository:
     def _note_stores(self, stores_by_shard: Mapping[int, set[str]]) -> None:
         """Remember which stores the roster does not know yet (read once per shard and writer)."""
         unknown = [shard for shard in stores_by_shard if shard not in self._known_stores]
-        for shard, roster in zip(unknown, _writer_pool().map(self.read_roster, unknown)):
+        for shard, roster in zip(unknown, _writer_pool().map(self.read_roster, unknown), strict=True):
             self._known_stores[shard] = set(roster)
         for shard, stores in stores_by_shard.items():
             new = stores - self._known_stores[shard]
@@ -278,7 +283,8 @@ class PollRepository:
             segments.append((day_key(shard, day), blobs, self._expiry(day, now)))
             self._touched_days.add((shard, day))
         for shard, stores in sorted(self._new_stores.items()):
-            segments.append((roster_key(shard), pack_blocks([(s, ()) for s in sorted(stores)], self.item_budget), None))
+            roster = pack_blocks([(store, ()) for store in sorted(stores)], self.item_budget)
+            segments.append((roster_key(shard), roster, None))
             self._touched_rosters.add(shard)
         self._pending.clear()
         self._new_stores.clear()
@@ -291,17 +297,18 @@ class PollRepository:
         so a replay of old data is not deleted the moment it lands."""
         return datetime.fromtimestamp(max(day_start + DAY, wall_now) + self.retention, timezone.utc)
 
-    def _put_blocks(self, blocks: Sequence[tuple[str, bytes, Optional[datetime]]], parallel: bool = True) -> list[str]:
+    def _put_blocks(self, blocks: Sequence[tuple[str, bytes, Optional[datetime]]],
+                    parallel: bool = True) -> list[str]:
         """PutItem in batches of 25 (BatchWriteItem); returns content ids. ``parallel`` sends a few
         batches at a time (not from inside the writer pool: its threads would wait on themselves)."""
         items = []
         for directory, blob, expires_at in blocks:
             key = block_key(directory, block_id(blob))
-            items.append(PollBlock(key, blob=blob, expires_at=expires_at))
+            items.append(self.blocks(key, blob=blob, expires_at=expires_at))
             self.stats.count(_item_size(key, blob), blocks=1, block_bytes=len(blob))
 
         def write(group: Sequence[PollBlock]) -> None:
-            with PollBlock.batch_write() as batch:
+            with self.blocks.batch_write() as batch:
                 for item in group:
                     batch.save(item)
 
@@ -309,11 +316,12 @@ class PollRepository:
         list(_writer_pool().map(write, groups) if parallel and len(groups) > 1 else map(write, groups))
         return [block_id(blob) for _, blob, _ in blocks]
 
-    def _add_to_directory(self, directory: str, blobs: Sequence[bytes], expires_at: Optional[datetime]) -> None:
-        actions = [PollDirectory.segments.add({block_id(blob) for blob in blobs})]
+    def _add_to_directory(self, directory: str, blobs: Sequence[bytes],
+                          expires_at: Optional[datetime]) -> None:
+        actions: list[Action] = [PollDirectory.segments.add({block_id(blob) for blob in blobs})]
         if expires_at is not None:
             actions.append(PollDirectory.expires_at.set(expires_at))
-        PollDirectory(directory).update(actions=actions)
+        self.directories(directory).update(actions=actions)
         self.stats.count(_DIRECTORY_SIZE, directory_updates=1)
 
     def finish(self, latest_poll: Optional[int]) -> int:
@@ -334,8 +342,8 @@ class PollRepository:
 
     def _compact_if_due(self, key: str, closed: bool, day_start: int) -> bool:
         try:
-            directory = _Directory.of(PollDirectory.get(key, consistent_read=True))
-        except PollDirectory.DoesNotExist:
+            directory = _Directory.of(self.directories.get(key, consistent_read=True))
+        except self.directories.DoesNotExist:
             return False
         if not _due(directory, closed, roster=day_start < 0):
             return False
@@ -349,20 +357,22 @@ class PollRepository:
         if unreadable:
             return False  # never fold a block we could not read out of its directory
         blobs = pack_blocks(merge_blocks(blocks), self.item_budget)
-        base = self._put_blocks([(directory.key, blob, directory.expires_at) for blob in blobs], parallel=False)
-        actions = [PollDirectory.base.set(set(base)) if base else PollDirectory.base.remove(),
+        base = self._put_blocks([(directory.key, blob, directory.expires_at) for blob in blobs],
+                                parallel=False)
+        actions: list[Action] = [PollDirectory.base.set(set(base)) if base else PollDirectory.base.remove(),
                    PollDirectory.generation.set(directory.generation + 1)]
         if directory.segments:
             actions.append(PollDirectory.segments.delete(directory.segments))
         condition = (PollDirectory.generation == directory.generation) if directory.generation else \
             PollDirectory.generation.does_not_exist()
         try:
-            PollDirectory(directory.key).update(actions=actions, condition=condition)
+            self.directories(directory.key).update(actions=actions, condition=condition)
         except UpdateError as error:
             if error.cause_response_code == "ConditionalCheckFailedException":
                 return False  # compacted concurrently: that result stands, ours is left to TTL
             raise
-        self.stats.count(_DIRECTORY_SIZE, compactions=1, compacted_bytes=sum(map(len, blobs)), directory_updates=1)
+        self.stats.count(_DIRECTORY_SIZE, compactions=1, compacted_bytes=sum(map(len, blobs)),
+                         directory_updates=1)
         return True
 
     # -- reads ----------------------------------------------------------
@@ -371,11 +381,11 @@ class PollRepository:
         """Decoded blocks of ``keys``. A block listed but not (yet) visible is read again
         consistently; one that is missing or corrupt is set aside and logged."""
         found: dict[str, bytes] = {}
-        for item in PollBlock.batch_get(list(keys), consistent_read=consistent):
+        for item in self.blocks.batch_get(list(keys), consistent_read=consistent):
             found[item.bucket_key] = item.blob
         missing = [key for key in keys if key not in found]
         if missing and not consistent:
-            for item in PollBlock.batch_get(missing, consistent_read=True):
+            for item in self.blocks.batch_get(missing, consistent_read=True):
                 found[item.bucket_key] = item.blob
         for key in keys:
             blob = found.get(key)
@@ -390,8 +400,8 @@ class PollRepository:
 
     def read_roster(self, shard: int) -> list[str]:
         try:
-            directory = _Directory.of(PollDirectory.get(roster_key(shard)))
-        except PollDirectory.DoesNotExist:
+            directory = _Directory.of(self.directories.get(roster_key(shard)))
+        except self.directories.DoesNotExist:
             return []
         stores: set[str] = set()
         for _, block in self._read_blocks(directory.block_keys()):
@@ -405,7 +415,7 @@ class PollRepository:
         days = {day_key(shard, day): day for day in range(first_day, end + 1, DAY)}
         keys = [*days, roster_key(shard)]
         block_days: dict[str, int] = {}
-        for item in PollDirectory.batch_get(keys):
+        for item in self.directories.batch_get(keys):
             directory = _Directory.of(item)
             if directory.key in days:
                 if directory.expires_at is None or directory.expires_at.timestamp() >= wall_now:

@@ -14,15 +14,14 @@ meanwhile reads the head again.
 from __future__ import annotations
 
 import hashlib
-import json
-import zlib
 from collections import defaultdict
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pynamodb.exceptions import PutError
 
-from chalicelib.storage.models import BusinessHoursShard, StoreMapShard, TimezoneShard
-from chalicelib.storage.polls import DEFAULT_ITEM_BUDGET, shard_of
+from chalicelib.storage.attributes import encode_map
+from chalicelib.storage.models import StoreMapShard, Tables
+from chalicelib.storage.layout import DEFAULT_ITEM_BUDGET, shard_of
 
 MAX_ATTEMPTS = 8
 #: Page items take numeric keys from here on (shard heads are 0 .. shards - 1).
@@ -32,25 +31,19 @@ _PAGE_KEY_SPACE = 2 ** 48
 _HEAD_OVERHEAD = 512
 
 
-def _encode(values: Mapping[str, Any]) -> bytes:
-    return zlib.compress(json.dumps(values, sort_keys=True, separators=(",", ":")).encode("utf-8"), 6)
-
-
-def _decode(blob: Optional[bytes]) -> dict[str, Any]:
-    return json.loads(zlib.decompress(blob).decode("utf-8")) if blob else {}
-
-
-def _page_key(blob: bytes) -> int:
-    digest = int.from_bytes(hashlib.blake2b(blob, digest_size=8).digest(), "big")
+def _page_key(page: Mapping[str, Any]) -> int:
+    """Content-addressed: the hash of the page's stored bytes."""
+    digest = int.from_bytes(hashlib.blake2b(encode_map(page), digest_size=8).digest(), "big")
     return PAGE_KEY_BASE + digest % _PAGE_KEY_SPACE
 
 
-def split_map(values: Mapping[str, Any], budget: int) -> list[bytes]:
-    """``values`` as compressed JSON blobs of at most ``budget`` bytes, split by store id."""
+def split_map(values: Mapping[str, Any], budget: int) -> list[dict[str, Any]]:
+    """``values`` split by store id into maps each stored in at most ``budget`` bytes
+    (``StoreMapShard.payload`` stores a map as compressed JSON)."""
     stores = sorted(values)
-    blob = _encode({store: values[store] for store in stores})
-    if len(blob) <= budget:
-        return [blob]
+    page = {store: values[store] for store in stores}
+    if len(encode_map(page)) <= budget:
+        return [page]
     if len(stores) < 2:
         raise ValueError(f"the value of store {stores[0][:40]!r} alone is over {budget} bytes compressed")
     half = len(stores) // 2
@@ -61,7 +54,8 @@ def split_map(values: Mapping[str, Any], budget: int) -> list[bytes]:
 class StoreMapRepository:
     """Replace and read per-store values in a ``StoreMapShard`` table."""
 
-    def __init__(self, model: type[StoreMapShard], shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> None:
+    def __init__(self, model: type[StoreMapShard], shards: int,
+                 item_budget: int = DEFAULT_ITEM_BUDGET) -> None:
         self.model = model
         self.shards = shards
         self.item_budget = item_budget
@@ -86,14 +80,14 @@ class StoreMapRepository:
                 continue  # a page went away under us: another writer moved on; read again
             merged.update(values)
             old_pages = set(item.pages or ())
-            blobs = split_map(merged, self.item_budget - _HEAD_OVERHEAD)
-            if len(blobs) == 1:
-                item.payload, item.pages = blobs[0], None
+            pages = split_map(merged, self.item_budget - _HEAD_OVERHEAD)
+            if len(pages) == 1:
+                item.payload, item.pages = pages[0], None
             else:
                 keys = []
-                for blob in blobs:
-                    key = _page_key(blob)
-                    self.model(key, payload=blob, store_count=0).save(add_version_condition=False)
+                for page in pages:
+                    key = _page_key(page)
+                    self.model(key, payload=page, store_count=0).save(add_version_condition=False)
                     keys.append(key)
                 item.payload, item.pages = None, set(keys)
             item.store_count = len(merged)
@@ -103,24 +97,24 @@ class StoreMapRepository:
                 if error.cause_response_code != "ConditionalCheckFailedException":
                     raise
                 continue
-            for key in old_pages - set(item.pages or ()):
-                self.model(key).delete(add_version_condition=False)
+            for stale in old_pages - set(item.pages or ()):
+                self.model(stale).delete(add_version_condition=False)
             return
-        raise RuntimeError(f"{self.model.Meta.table_name}: shard {shard} kept changing under us")
+        raise RuntimeError(f"{self._table}: shard {shard} kept changing under us")
 
     def _read_heads(self, heads: Sequence[StoreMapShard]) -> Optional[dict[str, Any]]:
         """The values of these head items, pages included; None if a listed page is gone."""
         values: dict[str, Any] = {}
         page_keys: set[int] = set()
         for head in heads:
-            values.update(_decode(head.payload))
+            values.update(head.payload or {})
             page_keys.update(int(key) for key in head.pages or ())
         if page_keys:
             pages = list(self.model.batch_get(sorted(page_keys)))
             if len(pages) != len(page_keys):
                 return None
             for page in pages:
-                values.update(_decode(page.payload))
+                values.update(page.payload or {})
         return values
 
     def read(self, shards: Iterable[int]) -> dict[str, Any]:
@@ -131,12 +125,20 @@ class StoreMapRepository:
             values = self._read_heads(heads)
             if values is not None:
                 return values
-        raise RuntimeError(f"{self.model.Meta.table_name}: pages kept changing under a read")
+        raise RuntimeError(f"{self._table}: pages kept changing under a read")
+
+    @property
+    def _table(self) -> str:
+        return str(getattr(self.model.Meta, "table_name", self.model.__name__))
 
 
-def business_hours_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> StoreMapRepository:
-    return StoreMapRepository(BusinessHoursShard, shards, item_budget)
+def business_hours_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET,
+                              tables: Optional[Tables] = None) -> StoreMapRepository:
+    """Schedules by store; ``tables`` default to the environment's (scripts and tests)."""
+    return StoreMapRepository((tables or Tables.from_env()).business_hours, shards, item_budget)
 
 
-def timezone_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET) -> StoreMapRepository:
-    return StoreMapRepository(TimezoneShard, shards, item_budget)
+def timezone_repository(shards: int, item_budget: int = DEFAULT_ITEM_BUDGET,
+                        tables: Optional[Tables] = None) -> StoreMapRepository:
+    """Time zones by store; ``tables`` default to the environment's (scripts and tests)."""
+    return StoreMapRepository((tables or Tables.from_env()).timezones, shards, item_budget)

@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from chalicelib.aws import reset_clients
+import app as app_module
 from storemon_app.runtime import LocalStack, free_port, running_stack
 from tests import targets
 
@@ -17,7 +17,7 @@ def stack() -> Iterator[LocalStack]:
     to a target) and ``chalice local``, one per test module (each module starts from empty
     tables). The event pump is the test's to run."""
     saved = dict(os.environ)
-    reset_clients()
+    app_module.dependencies.cache_clear()
     try:
         with targets.target_environment(), running_stack(emulator_port=free_port(), api_port=free_port(),
                                                          names_stage=targets.NAMES_STAGE) as running:
@@ -29,4 +29,4 @@ def stack() -> Iterator[LocalStack]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-        reset_clients()
+        app_module.dependencies.cache_clear()

@@ -12,8 +12,11 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from chalicelib.settings import Settings
 from storemon_app.client import ReportClient
 from tests import fixtures
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 INGEST_TIMEOUT = 60
 KEYS = {
@@ -28,7 +31,6 @@ def _announced_keys() -> tuple[set[str], bool]:
     decoded, and whether S3's test event is there too. Few peeks: each one counts as a
     receive, and the queue's redrive policy moves a message away after 5."""
     from chalicelib.aws import queue_url, sqs_client
-    from chalicelib.settings import settings
 
     url = queue_url(settings.ingest_queue)
     keys: set[str] = set()
@@ -57,7 +59,6 @@ def _queue_is_empty(queue: str) -> bool:
 def test_csv_dropped_in_the_bucket_is_ingested_and_reported(stack, tmp_path):
     import app as app_module
     from chalicelib.aws import s3_client
-    from chalicelib.settings import settings
     from chalicelib.storage.ingestions import IngestionRepository
     from storemon_app.event_pump import EventPump
 

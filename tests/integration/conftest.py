@@ -12,7 +12,7 @@ import pynamodb.connection.base
 import pytest
 from moto import mock_aws
 
-from chalicelib.aws import reset_clients
+import app as app_module
 from storemon_app import local_ingest
 from storemon_app.stack import apply_stack, destroy_stack
 from tests import targets
@@ -23,15 +23,15 @@ def aws() -> Iterator[dict[str, str]]:
     """A fresh emulated account with every table, queue and bucket of the template:
     in-process moto, or fresh resources on the run's targets (tests/targets.py)."""
     with targets.target_environment(), (nullcontext() if targets.ALL_EXTERNAL else mock_aws()):
-        reset_clients()
+        app_module.dependencies.cache_clear()
         names = apply_stack(targets.NAMES_STAGE)
         try:
             yield names
         finally:
             if targets.TARGETS:
-                reset_clients()
+                app_module.dependencies.cache_clear()
                 destroy_stack(targets.NAMES_STAGE)
-    reset_clients()
+    app_module.dependencies.cache_clear()
 
 
 _SHARED_LOADER = botocore.session.get_session().get_component("data_loader")
@@ -63,6 +63,9 @@ def client(aws):
 
     import app as app_module
 
+    # The app reads its settings on first use; the test client applies the stage's
+    # .chalice/config.json names during each request, not this run's (tests/targets.py).
+    app_module.dependencies()
     with Client(app_module.app, stage_name="dev") as chalice_client:
         yield chalice_client
 

@@ -16,12 +16,14 @@ from chalice.test import Client
 
 import app as app_module
 from chalicelib.aws import queue_url, s3_client, sqs_client
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from chalicelib.storage.ingestions import IngestionRepository
 from chalicelib.storage.polls import DAY, PollRepository, shard_of
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
 from storemon_app.stack import apply_stack, destroy_stack
 from tests import fixtures, targets
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 
 STATUS_HEADER = ["store_id", "status", "timestamp_utc"]
@@ -170,6 +172,9 @@ def fresh_account() -> None:
 def report_csv() -> bytes:
     """trigger_report -> every part through the worker -> the CSV bytes, as
     tests/integration/test_api.py does."""
+    # The app reads its settings on first use; the test client applies the stage's
+    # .chalice/config.json names during each request, not this run's (tests/targets.py).
+    app_module.dependencies()
     with Client(app_module.app, stage_name="dev") as client:
         response = client.http.post("/trigger_report")
         assert response.status_code == 202

@@ -10,12 +10,15 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
+from chalicelib import reporting
 from chalicelib.core.interpolation import Poll
 from chalicelib.core.report import CSV_HEADER
 from chalicelib.core.schedule import WeeklySchedule
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from chalicelib.storage.jobs import ReportJobRepository
 from tests import fixtures
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 
 def _sqs_messages(queue: str) -> list[dict]:
@@ -144,7 +147,7 @@ def test_worker_retries_then_fails_job(client, ingested, monkeypatch):
     with pytest.raises(RuntimeError):
         app_module.compute_report_part(event, None)  # first attempt: raise, so SQS redelivers
     assert client.http.get(f"/get_report?report_id={report_id}").json_body["status"] == "Running"
-    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(app_module.MAX_PART_ATTEMPTS)
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(reporting.MAX_PART_ATTEMPTS)
     app_module.compute_report_part(event, None)  # last attempt: give the job up, do not crash-loop
     view = client.http.get(f"/get_report?report_id={report_id}").json_body
     assert view["status"] == "Failed" and view["error_code"] == "PART_FAILED"
@@ -153,7 +156,7 @@ def test_worker_retries_then_fails_job(client, ingested, monkeypatch):
 
 def test_running_job_past_deadline_is_failed(client, ingested, monkeypatch):
     report_id = _trigger(client)
-    monkeypatch.setattr(app_module, "REPORT_TIMEOUT_SECONDS", -1)
+    monkeypatch.setattr("chalicelib.reporting.REPORT_TIMEOUT_SECONDS", -1)
     view = client.http.get(f"/get_report?report_id={report_id}").json_body
     assert view["status"] == "Failed" and view["error_code"] == "TIMED_OUT" and "in time" in view["error"]
     assert ReportJobRepository().get(report_id).status == "Failed"

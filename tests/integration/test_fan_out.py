@@ -5,9 +5,11 @@ import dataclasses
 
 from chalicelib.aws import queue_url, s3_client, sqs_client
 from chalicelib.reporting import ReportPart, ReportService, detail_report_key, report_key
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from storemon_app.local_ingest import ingest_file
 from tests import fixtures
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 
 def _report_bytes(parts: int) -> bytes:
@@ -15,7 +17,7 @@ def _report_bytes(parts: int) -> bytes:
 
 
 def _report_and_detail(parts: int) -> tuple[bytes, bytes]:
-    service = ReportService(dataclasses.replace(settings, report_parts=parts))
+    service = ReportService.from_settings(dataclasses.replace(settings, report_parts=parts))
     report_id = service.trigger()
     url = queue_url(settings.report_queue)
     delivered = 0

@@ -29,11 +29,11 @@ from chalicelib.core.parsing import parse_poll_timestamp
 from chalicelib.core.strays import STRAY_MIN_ROWS
 from chalicelib.drops import S3Drop, drops_from_notification, ingest_drop, ingest_source
 from chalicelib.ingestion import FUTURE_TOLERANCE, RejectionLog, ingest_lines
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from chalicelib.storage import polls as polls_module
 from chalicelib.storage.ingestions import IngestionRepository
 from chalicelib.storage.jobs import DatasetStateRepository
-from chalicelib.storage.models import PollDirectory
+from chalicelib.storage.models import Tables
 from chalicelib.storage.polls import DAY, PollRepository, day_key, shard_of
 from storemon_app.local_ingest import ingest_file
 from tests import fixtures
@@ -61,6 +61,8 @@ from tests.integration.ingest_helpers import (
     many_status_rows,
     future_stamp,
 )
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 
 # -- S3 -> SQS -> handler ------------------------------------------------------------
@@ -357,7 +359,7 @@ def test_future_tolerance_is_five_minutes():
         written = []
         patch.setattr(PollRepository, "add_polls", lambda self, polls: written.extend(polls))
         patch.setattr("chalicelib.ingestion.DatasetStateRepository",
-                      lambda: types.SimpleNamespace(advance_latest_poll=lambda at: None,
+                      lambda *model: types.SimpleNamespace(advance_latest_poll=lambda at: None,
                                                     latest_poll_at=lambda: None))
         result = ingest_lines(csv_bytes(STATUS_HEADER, rows).splitlines(), settings,
                               rejection_log=RejectionLog(rejected.append), wall_clock=lambda: clock)
@@ -469,8 +471,9 @@ def test_poll_items_carry_a_ttl_and_expired_items_are_not_read(aws, monkeypatch)
          csv_bytes(STATUS_HEADER, [[store, "active", old_stamp], [store, "inactive", recent_stamp]]))
     shard = shard_of(store, settings.poll_shards)
     retention = settings.retention_days * DAY
-    recent_item = PollDirectory.get(day_key(shard, today))
-    old_item = PollDirectory.get(day_key(shard, old_at // DAY * DAY))
+    directories = Tables.from_settings(settings).poll_directories
+    recent_item = directories.get(day_key(shard, today))
+    old_item = directories.get(day_key(shard, old_at // DAY * DAY))
     raw = scan(settings.polls_table)
     assert all("N" in item["expires_at"] for item in raw if "#stores" not in item["bucket_key"]["S"])
     assert len(raw) >= 5  # two directories and their blocks, the roster and its block
@@ -482,7 +485,7 @@ def test_poll_items_carry_a_ttl_and_expired_items_are_not_read(aws, monkeypatch)
 
     # an item DynamoDB has not deleted yet (moto never does) is ignored once past its TTL
     expired = datetime.now(timezone.utc) - timedelta(seconds=1)
-    PollDirectory(old_item.bucket_key).update(actions=[PollDirectory.expires_at.set(expired)])
+    directories(old_item.bucket_key).update(actions=[directories.expires_at.set(expired)])
     assert polls_of(store, **window) == [(today, False)]
 
     # and with the clock past the retention of the recent day, nothing is read at all
@@ -505,13 +508,7 @@ def test_cli_says_plainly_when_the_emulator_is_not_running(capsys, monkeypatch):
 
     monkeypatch.setattr(cli, "prepare_environment", lambda stage, endpoint: None)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    from chalicelib.aws import reset_clients
-
-    reset_clients()
-    try:
-        assert cli.main(["ingestions"]) == 1
-    finally:
-        reset_clients()
+    assert cli.main(["ingestions"]) == 1
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
 
 

@@ -1,7 +1,6 @@
 """Ingestion counts what it did: duplicates, conflicts and defaults, in the CLI output and the record."""
 from __future__ import annotations
 
-import json
 
 from chalicelib.storage.ingestions import IngestionRepository
 from storemon_app import local_ingest
@@ -34,8 +33,8 @@ def test_duplicates_conflicts_and_defaults_are_counted(aws, tmp_path, monkeypatc
     assert ingest_file(hours, expected_kind="hours", quiet=True).counts == {"duplicate_hours": 1}
 
     records = {r.source.rsplit("/", 1)[-1]: r for r in IngestionRepository().recent()}
-    assert json.loads(records["status.csv"].counts) == {"conflicts": 1, "duplicates": 4}
-    assert json.loads(records["zones.csv"].counts) == {"default_zone": 1, "duplicates": 1}
+    assert records["status.csv"].counts == {"conflicts": 1, "duplicates": 4}
+    assert records["zones.csv"].counts == {"default_zone": 1, "duplicates": 1}
 
     monkeypatch.setattr(cli, "prepare_environment", lambda *args, **kwargs: {})
     assert cli.main(["ingestions"]) == 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from tests.integration.ingest_helpers import (
     STATUS_HEADER,
     HOURS_HEADER,
@@ -15,6 +15,8 @@ from tests.integration.ingest_helpers import (
     all_zones,
     dataset_bytes,
 )
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 
 # -- replacement semantics ----------------------------------------------------------------------

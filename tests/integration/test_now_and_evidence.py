@@ -10,11 +10,13 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository
 from storemon_app import local_ingest
 from storemon_app.local_ingest import ingest_file
 from tests import fixtures
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 H = 3600
 DAY = 24 * H
@@ -28,6 +30,7 @@ def client(aws, tmp_path, monkeypatch):
     files = fixtures.write_dataset(tmp_path)
     for kind in ("timezones", "hours", "status"):
         assert ingest_file(files[kind], expected_kind=kind, quiet=True).status == "Complete"
+    app_module.dependencies()  # settings on first use, before the test client overlays the stage's names
     with Client(app_module.app, stage_name="dev") as chalice_client:
         yield chalice_client
 

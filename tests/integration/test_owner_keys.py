@@ -61,7 +61,9 @@ def _csv(client, report_id: str, secret: Optional[str]) -> dict[str, list[str]]:
 def _detail(report_id: str) -> list[dict[str, str]]:
     from chalicelib.aws import s3_client
     from chalicelib.reporting import detail_report_key
-    from chalicelib.settings import settings
+    from chalicelib.settings import Settings
+
+    settings = Settings.from_env()
 
     body = s3_client().get_object(Bucket=settings.bucket, Key=detail_report_key(report_id))["Body"].read()
     return list(csv.DictReader(io.StringIO(body.decode())))

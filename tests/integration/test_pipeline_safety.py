@@ -15,11 +15,14 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
+from chalicelib import reporting
 from chalicelib.aws import queue_url, s3_client, sqs_client
 from chalicelib.core import parsing
 from chalicelib.ingestion import IngestResult, RejectionLog, Rejection, ingest_lines
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from tests import fixtures
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 STATUS_HEADER = "store_id,status,timestamp_utc"
 
@@ -145,7 +148,7 @@ def test_a_failed_job_tells_clients_a_code_and_a_sentence_and_the_logs_the_detai
 
     monkeypatch.setattr("chalicelib.reporting.ReportService.compute_rows", broken)
     body = take_messages(settings.report_queue)[0]["Body"]
-    deliver_part(client, body, attempts=app_module.MAX_PART_ATTEMPTS)
+    deliver_part(client, body, attempts=reporting.MAX_PART_ATTEMPTS)
     view = view_of(client, report_id)
     assert view["status"] == "Failed" and view["error_code"] == "PART_FAILED"
     for secret in ("http", "127.0.0.1", "storemon-dev", "reports/", "Error", "RuntimeError", "parts/"):
@@ -202,7 +205,7 @@ def test_a_trigger_whose_parts_cannot_be_queued_ends_failed_with_its_id(client, 
         def send_message_batch(self, **kwargs):
             raise EndpointConnectionError(endpoint_url="http://127.0.0.1:4566/")
 
-    monkeypatch.setattr("chalicelib.reporting.sqs_client", lambda: Unreachable())
+    monkeypatch.setattr(app_module.dependencies().aws, "sqs", Unreachable())
     response = client.http.post("/trigger_report")
     assert response.status_code == 503
     body = response.json_body
@@ -305,8 +308,8 @@ def test_report_queue_timeouts_let_three_attempts_finish_before_the_deadline(sta
     function_timeout = config["lambda_functions"]["compute_report_part"]["lambda_timeout"]
     visibility = _report_queue_visibility()
     assert function_timeout < visibility <= 120  # retried within 2 minutes, never while still running
-    last_attempt_ends = (app_module.MAX_PART_ATTEMPTS - 1) * visibility + function_timeout
-    assert last_attempt_ends < app_module.REPORT_TIMEOUT_SECONDS <= 10 * 60
+    last_attempt_ends = (reporting.MAX_PART_ATTEMPTS - 1) * visibility + function_timeout
+    assert last_attempt_ends < reporting.REPORT_TIMEOUT_SECONDS <= 10 * 60
 
 
 def test_the_pump_leaves_a_failed_message_to_the_queues_visibility_timeout(aws):
@@ -435,11 +438,14 @@ def test_download_urls_expire_after_15_minutes_by_default_and_the_setting_is_use
     assert Settings.from_env().presign_seconds == 15 * 60
     monkeypatch.setenv("PRESIGN_SECONDS", "120")
     assert Settings.from_env().presign_seconds == 120
+    app_module.dependencies.cache_clear()  # a new container: it reads the settings on first use
+    assert app_module.dependencies().reports.settings.presign_seconds == 120
 
     report_id, view = run_report(client)
     expires = parse_qs(urlparse(view["download_url"]).query)["X-Amz-Expires"]
-    assert expires == ["900"]
-    monkeypatch.setattr(app_module, "settings", dataclasses.replace(settings, presign_seconds=60))
+    assert expires == ["120"]
+    monkeypatch.setattr(app_module.dependencies().reports, "settings",
+                        dataclasses.replace(settings, presign_seconds=60))
     again = view_of(client, report_id)["download_url"]
     assert parse_qs(urlparse(again).query)["X-Amz-Expires"] == ["60"]
 
@@ -549,11 +555,11 @@ def test_a_part_whose_invocation_is_lost_is_redelivered_and_the_report_completes
     from storemon_app.event_pump import EventPump
 
     report_id = trigger(client)
-    url = queue_url(settings.report_queue)
-    lost = sqs_client().receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=1)["Messages"]
-    assert len(lost) == 1  # ... and the invocation that had it died
-    pump = EventPump(app_module, wait_seconds=0)
+    pump = EventPump(app_module, wait_seconds=0)  # clients made before the 1 s visibility starts
     compute = next(m for m in pump.mappings if m.handler_name == "compute_report_part")
+    url = pump.aws.queue_url(settings.report_queue)
+    lost = pump.aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=1)["Messages"]
+    assert len(lost) == 1  # ... and the invocation that had it died
     while pump.pump_once(compute):
         pass
     assert view_of(client, report_id)["status"] == "Running"
@@ -569,20 +575,20 @@ def test_a_worker_that_cannot_reach_storage_ends_failed_with_a_clear_reason(clie
     import boto3
     from botocore.config import Config
     from botocore.exceptions import EndpointConnectionError
-    from chalicelib.aws import _region
+    from chalicelib.settings import region
 
     report_id = trigger(client)
-    unreachable = boto3.client("s3", region_name=_region(), endpoint_url="http://127.0.0.1:9",
+    unreachable = boto3.client("s3", region_name=region(), endpoint_url="http://127.0.0.1:9",
                                config=Config(retries={"max_attempts": 1}, connect_timeout=1))
-    monkeypatch.setattr("chalicelib.reporting.s3_client", lambda: unreachable)
+    monkeypatch.setattr(app_module.dependencies().aws, "s3", unreachable)
     body = take_messages(settings.report_queue)[0]["Body"]
-    for _attempt in range(1, app_module.MAX_PART_ATTEMPTS):
+    for _attempt in range(1, reporting.MAX_PART_ATTEMPTS):
         with pytest.raises(EndpointConnectionError):
             app_module.compute_report_part(
                 client.events.generate_sqs_event(message_bodies=[body], queue_name=settings.report_queue),
                 None)
         assert view_of(client, report_id)["status"] == "Running"
-    deliver_part(client, body, attempts=app_module.MAX_PART_ATTEMPTS)
+    deliver_part(client, body, attempts=reporting.MAX_PART_ATTEMPTS)
     view = view_of(client, report_id)
     assert view["status"] == "Failed" and view["error_code"] == "PART_FAILED"
     assert "127.0.0.1" not in view["error"]

@@ -13,13 +13,20 @@ from datetime import timedelta
 
 
 from chalicelib.ingestion import ingest_lines
-from chalicelib.settings import settings
-from chalicelib.storage.models import PollBlock, PollDirectory
+from chalicelib.settings import Settings
+from chalicelib.storage.models import Tables
 from chalicelib.storage.polls import DAY, PollRepository, StorePoll, day_key, shard_of
 from storemon_app.bench import dynamodb_item_size
 from tests import fixtures
 from tests.integration.test_fan_out import _report_bytes
 from tests.integration.ingest_helpers import fresh_account, scan
+
+settings = Settings.from_env()  # the stage environment of the root conftest
+
+
+def _tables() -> Tables:
+    """The models bound to this run's tables (new ones per test: each test has its own emulator)."""
+    return Tables.from_settings(settings)
 
 #: Small enough that a 30-store shard-day splits and compacts into several blocks.
 TINY_BUDGET = 700
@@ -81,7 +88,7 @@ def test_a_week_fed_hourly_reports_the_same_bytes_as_one_bulk_load(aws):
     # finished days were compacted: a handful of blocks each, not one per drop
     finished_day = day_key(shard_of(rows[0][0], settings.poll_shards),
                            int(fixtures.NOW.timestamp()) // DAY * DAY - DAY)
-    directory = PollDirectory.get(finished_day)
+    directory = _tables().poll_directories.get(finished_day)
     assert len(directory.segments or ()) <= 2 and directory.base
 
     fresh_account()
@@ -100,7 +107,7 @@ def test_items_stay_within_the_budget_whatever_a_store_sends(aws):
     repository.add_polls(polls)
     repository.finish(start + 2 * DAY)
     assert repository.stats.largest_item <= 1024 + 120
-    assert all(len(item.blob) <= 1024 for item in PollBlock.scan() if item.blob is not None)
+    assert all(len(item.blob) <= 1024 for item in _tables().poll_blocks.scan() if item.blob is not None)
     read = repository.read_shard(shard_of("chatty", tiny.poll_shards), start - DAY, start + DAY)
     assert read.polls_by_store["chatty"] == [(p.at, p.active) for p in polls]
 
@@ -113,9 +120,9 @@ def test_a_corrupt_block_is_set_aside_and_the_rest_still_read(aws, caplog):
     repository.add_polls([StorePoll("fine", at - 60, False)])
     repository.flush()
     shard = shard_of("fine", settings.poll_shards)
-    directory = PollDirectory.get(day_key(shard, at // DAY * DAY))
+    directory = _tables().poll_directories.get(day_key(shard, at // DAY * DAY))
     broken = sorted(directory.segments)[0]
-    PollBlock(f"{directory.bucket_key}#{broken}", blob=b"SMB1garbage").save()
+    _tables().poll_blocks(f"{directory.bucket_key}#{broken}", blob=b"SMB1garbage").save()
     read = repository.read_shard(shard, at - DAY, at)
     assert read.skipped_blocks == [f"{directory.bucket_key}#{broken}"]
     assert len(read.polls_by_store["fine"]) == 1
@@ -142,7 +149,7 @@ def test_a_writer_that_flushes_every_batch_reads_back_the_same(aws):
 # -- schedules and zones ----------------------------------------------------------------------------
 
 def test_a_shard_map_too_big_for_one_item_is_paged_and_replaced_store_by_store(aws):
-    from chalicelib.storage.models import BusinessHoursShard
+    from chalicelib.storage.attributes import encode_map
     from chalicelib.storage.store_maps import PAGE_KEY_BASE, business_hours_repository
 
     repository = business_hours_repository(1, item_budget=2048)
@@ -150,20 +157,20 @@ def test_a_shard_map_too_big_for_one_item_is_paged_and_replaced_store_by_store(a
     schedules = {f"{rng.getrandbits(128):032x}": [[day, rng.randrange(30000), 80000] for day in range(7)]
                  for _ in range(400)}
     repository.replace(schedules)
-    items = list(BusinessHoursShard.scan())
+    items = list(_tables().business_hours.scan())
     pages = [item for item in items if item.shard >= PAGE_KEY_BASE]
-    assert len(pages) > 3 and all(len(item.payload) <= 2048 for item in pages)
+    assert len(pages) > 3 and all(len(encode_map(item.payload)) <= 2048 for item in pages)
     assert repository.read([0]) == schedules
     # replacing some stores rewrites the pages and removes the ones no longer listed
     changed = dict(list(schedules.items())[:50])
     changed = {store: [[0, 0, 3600]] for store in changed}
     repository.replace(changed)
     assert repository.read([0]) == {**schedules, **changed}
-    head = BusinessHoursShard.get(0)
-    pages = {item.shard for item in BusinessHoursShard.scan() if item.shard >= PAGE_KEY_BASE}
+    head = _tables().business_hours.get(0)
+    pages = {item.shard for item in _tables().business_hours.scan() if item.shard >= PAGE_KEY_BASE}
     assert pages == set(head.pages)
     # and a map that fits again goes back into its head
     small = business_hours_repository(1, item_budget=10_000_000)
     small.replace({"one-more": [[1, 0, 60]]})
-    assert BusinessHoursShard.get(0).pages is None
+    assert _tables().business_hours.get(0).pages is None
     assert small.read([0]) == {**schedules, **changed, "one-more": [[1, 0, 60]]}

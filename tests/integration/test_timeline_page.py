@@ -9,9 +9,11 @@ import uuid
 from chalicelib.aws import s3_client
 from chalicelib.report_page import PageStore, ranked, render_page, strip_svg
 from chalicelib.reporting import detail_report_key
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from tests import fixtures
 from tests.integration.test_api import _run_queued_parts, _trigger
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 
 def _complete_report(client) -> tuple[str, dict[str, dict[str, str]]]:
