@@ -25,12 +25,12 @@ import urllib.error
 from pathlib import Path
 from typing import Optional
 
-from storemon_app.datasets import find_dataset
-from storemon_app.errors import CommandError
-from storemon_app.paths import OUT_DIR, PROJECT_ROOT
 from botocore.exceptions import EndpointConnectionError
 
 from chalicelib.storage.ingestions import IngestionRepository
+from storemon_app.datasets import find_dataset
+from storemon_app.errors import CommandError
+from storemon_app.paths import OUT_DIR
 from storemon_app.client import ReportClient, download
 from storemon_app.event_pump import EventPump
 from storemon_app.local_ingest import KIND_ORDER, ingest_file
@@ -51,7 +51,6 @@ from storemon_app.runtime import (
 from storemon_app.packaging import register_commands as register_packaging
 from storemon_app.simulation import register_commands as register_simulation
 from storemon_app.simulation import write_dataset
-from storemon_app.stack import PROJECT_ROOT
 
 SAMPLE_DIR = OUT_DIR / "sample-data"
 DEFAULT_REPORT_PATH = Path("out") / "report.csv"
