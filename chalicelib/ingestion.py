@@ -370,7 +370,7 @@ class HoursFeed(StoreMapFeed):
         return parsing.parse_store_id(fields[self.column("store_id")]), (
             parsing.parse_weekday(fields[self.column("day")]),
             parsing.parse_local_time(fields[self.column("start_time_local")]),
-            parsing.parse_local_time(fields[self.column("end_time_local")]),
+            parsing.parse_local_time(fields[self.column("end_time_local")], end=True),
         )
 
     def ingest(self, lines: Iterator[Line]) -> None:

@@ -140,8 +140,11 @@ def parse_weekday(text: str) -> int:
     return int(value)
 
 
-def parse_local_time(text: str) -> int:
-    """``HH:MM[:SS[.ffffff]]`` -> seconds since local midnight (fractions dropped)."""
+def parse_local_time(text: str, end: bool = False) -> int:
+    """``HH:MM[:SS[.ffffff]]`` -> seconds since local midnight (fractions dropped).
+
+    With ``end``, ``24:00[:00]`` is accepted as the end of the day (ISO 8601 writes midnight
+    at the end of a day that way, and an hours file may too); as a start it means nothing."""
     value = text.strip()
     parts = value.split(":")
     if len(parts) == 3 and "." in parts[2]:
@@ -150,6 +153,8 @@ def parse_local_time(text: str) -> int:
         raise InvalidField(f"time {text!r} is not 'HH:MM:SS'")
     hour, minute = int(parts[0]), int(parts[1])
     second = int(parts[2]) if len(parts) == 3 else 0
+    if end and hour == 24 and minute == 0 and second == 0:
+        return SECONDS_PER_DAY
     if hour > 23 or minute > 59 or second > 59:
         raise InvalidField(f"time {text!r} is out of range")
     return hour * 3600 + minute * 60 + second
