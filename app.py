@@ -20,6 +20,7 @@ from chalicelib.dependencies import Dependencies
 from chalicelib.drops import drops_from_notification
 from chalicelib.errors import BadRequest, Conflict, Gone, NotFound, RequestError, Unavailable
 from chalicelib.logs import bind_request, log
+from chalicelib.negotiation import prefers_csv
 from chalicelib.owner_keys import (
     Caller,
     KeyRefused,
@@ -256,7 +257,7 @@ def get_report() -> Any:
     view = job_view(job)
     if job.status != JobStatus.COMPLETE:
         return view
-    if params.get("format") == "csv" or "text/csv" in _headers().get("accept", ""):
+    if params.get("format") == "csv" or (params.get("format") != "json" and prefers_csv(_headers().get("accept", ""))):
         headers: dict[str, str | list[str]] = {"Content-Type": "text/csv",
                                                "Content-Disposition": attachment(job.report_id)}
         return Response(body=service.csv_body(job).decode("utf-8"), status_code=200, headers=headers)
