@@ -12,9 +12,22 @@ import argparse
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Any, Callable, Optional
+from urllib.parse import unquote
 
 from storemon_app.paths import PROJECT_ROOT
+
+
+def decode_path_parameters(match_route: Callable[..., Any]) -> Callable[..., Any]:
+    """API Gateway hands a view its path parameters URL-decoded (``/stores/a%20b/timeline``
+    gives ``store_id`` ``a b``); chalice's local server passes them raw, so a store id with a
+    space, a slash or a non-ASCII letter was a 404 locally, links of the report page included.
+    Wraps ``RouteMatcher.match_route`` to decode them as the gateway does."""
+    def match(self: Any, url: str) -> Any:
+        result = match_route(self, url)
+        return result._replace(captured={name: unquote(value) for name, value in result.captured.items()})
+    match.__wrapped__ = match_route  # type: ignore[attr-defined]
+    return match
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -24,8 +37,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--stage", default="dev")
     args = parser.parse_args(argv)
 
+    from chalice import local
     from chalice.cli import create_local_server
     from chalice.cli.factory import CLIFactory
+
+    if not hasattr(local.RouteMatcher.match_route, "__wrapped__"):
+        local.RouteMatcher.match_route = decode_path_parameters(local.RouteMatcher.match_route)  # type: ignore[method-assign]
 
     os.environ["AWS_CHALICE_CLI_MODE"] = "true"  # as the chalice command sets it
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
