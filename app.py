@@ -366,6 +366,21 @@ def get_report_other_methods() -> Response:
     return _not_allowed("GET")
 
 
+_OTHER_METHODS = ["POST", "PUT", "DELETE", "PATCH"]
+
+
+@app.route("/stores/{store_id}/timeline", methods=_OTHER_METHODS, api_key_required=API_KEY_REQUIRED)
+@_json_errors
+def store_timeline_other_methods(store_id: str) -> Response:
+    return _not_allowed("GET")
+
+
+@app.route("/reports/{report_id}", methods=_OTHER_METHODS, api_key_required=API_KEY_REQUIRED)
+@_json_errors
+def report_page_other_methods(report_id: str) -> Response:
+    return _not_allowed("GET")
+
+
 def _not_allowed(allowed: str) -> Response:
     response = _error(405, f"method {_request().method} is not allowed here; use {allowed}")
     response.headers["Allow"] = allowed
