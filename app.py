@@ -257,7 +257,9 @@ def get_report() -> Any:
     view = job_view(job)
     if job.status != JobStatus.COMPLETE:
         return view
-    if params.get("format") == "csv" or (params.get("format") != "json" and prefers_csv(_headers().get("accept", ""))):
+    wants_csv = params.get("format") == "csv" or (
+        params.get("format") != "json" and prefers_csv(_headers().get("accept", "")))
+    if wants_csv:
         headers: dict[str, str | list[str]] = {"Content-Type": "text/csv",
                                                "Content-Disposition": attachment(job.report_id)}
         return Response(body=service.csv_body(job).decode("utf-8"), status_code=200, headers=headers)

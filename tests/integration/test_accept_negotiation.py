@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.negotiation import media_qualities, prefers_csv
-from tests.test_api import _run_queued_parts, _trigger
+from tests.integration.test_api import _run_queued_parts, _trigger
 
 
 @pytest.mark.parametrize("accept, csv", [

@@ -10,8 +10,10 @@ import pytest
 from chalicelib.core.parsing import SECONDS_PER_DAY, InvalidField, parse_local_time
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.ingestion import ingest_lines
-from chalicelib.settings import settings
+from chalicelib.settings import Settings
 from chalicelib.storage.store_maps import business_hours_repository
+
+settings = Settings.from_env()  # the stage environment of the root conftest
 
 
 @pytest.mark.parametrize("text", ["24:00", "24:00:00", "24:00:00.000000"])
