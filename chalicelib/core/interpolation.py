@@ -477,13 +477,20 @@ def paced_silence(polls: Sequence[Poll], prior_up_share: float, read_start: int,
     return PacedSilenceEstimate(polls, prior_up_share, read_start, now, prior_weight, trust_hours, pace_gaps)
 
 
+#: How many stores the fallback share counts as in ``fleet_up_share``: enough that a shard of a
+#: few stores (a small data set: the report learns the share per storage shard) cannot swing
+#: every store's share, little against a real shard's hundreds of stores.
+FALLBACK_WEIGHT_STORES = 10
+
+
 def fleet_up_share(evidence: Iterable[Sequence[Poll]]) -> float:
     """Empirical-Bayes prior: the mean of the stores' shares of active evidence polls,
-    with ``FALLBACK_UP_SHARE`` counted as one more store (so no evidence gives it back).
+    with ``FALLBACK_UP_SHARE`` counted as ``FALLBACK_WEIGHT_STORES`` more stores (so no
+    evidence gives it back, and a handful of stores move it only a little).
 
     Callers give the stores in a fixed order (by id), so the same stores give the
     same float whichever worker computes it."""
-    total, stores = FALLBACK_UP_SHARE, 1
+    total, stores = FALLBACK_UP_SHARE * FALLBACK_WEIGHT_STORES, FALLBACK_WEIGHT_STORES
     for polls in evidence:
         if polls:
             total += sum(1 for _, active in polls if active) / len(polls)

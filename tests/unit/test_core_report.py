@@ -256,12 +256,26 @@ def test_paced_silence_edge_is_the_integral_of_its_curve():
     assert paced_silence([], 0.9, start, now).uptime_seconds(0, 100) == pytest.approx(90)
 
 
-def test_learned_up_share_is_the_mean_of_store_shares_with_the_fallback_as_one_store():
+def test_learned_up_share_is_the_mean_of_store_shares_with_the_fallback_as_ten_stores():
     from chalicelib.core.interpolation import FALLBACK_UP_SHARE, fleet_up_share
 
     assert fleet_up_share([]) == FALLBACK_UP_SHARE
     shares = [[Poll(0, True), Poll(1, False)], [Poll(0, True)], []]
-    assert fleet_up_share(shares) == pytest.approx((FALLBACK_UP_SHARE + 0.5 + 1.0) / 3)
+    assert fleet_up_share(shares) == pytest.approx((10 * FALLBACK_UP_SHARE + 0.5 + 1.0) / 12)
+
+
+def test_a_few_neighbours_in_a_shard_move_the_learned_share_little():
+    """Found by black-box testing: with the fallback counted as one store, a poll 7 d 23 h old
+    in a shard with one half-down neighbour got 4.8 h less of its week than one 8 d 01 h old
+    alone in its shard (the 8-day check allows 3 h)."""
+    from chalicelib.core.interpolation import fleet_up_share
+
+    now = 1_700_000_000
+    a = [Poll(now - (7 * 24 + 23) * H, True)]
+    x = [Poll(now - 2 * H, True), Poll(now, False)]
+    with_neighbour = store_report("a", a, None, "UTC", now, prior_up_share=fleet_up_share([a, x]))
+    alone = store_report("b", [], None, "UTC", now, prior_up_share=fleet_up_share([[]]))
+    assert abs(with_neighbour.week.uptime - alone.week.uptime) < 3 * H
 
 
 def test_fading_towards_a_floor_is_the_integral_of_its_curve():
