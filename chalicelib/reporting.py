@@ -34,6 +34,7 @@ from chalicelib.core.report import (
     store_evidence,
 )
 from chalicelib.core.spreadsheet import inert
+from chalicelib.core.units import DAY
 from chalicelib.errors import BadRequest, Gone, NotFound, Unavailable
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.logs import log
@@ -143,6 +144,10 @@ def parse_as_of(text: str) -> int:
     return int(moment.timestamp())
 
 
+def _iso(instant: int) -> str:
+    return datetime.fromtimestamp(instant, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def plan_parts(shards: int, parts: int, only: Optional[Iterable[int]] = None) -> list[list[int]]:
     """Deal shards (all ``shards``, or just those in ``only``: a scoped report reads only the
     shards of its stores) round-robin into at most ``parts`` non-empty parts."""
@@ -237,8 +242,10 @@ class ReportService:
         ``owner_key_id`` is the owner key it belongs to (``chalicelib.owner_keys``).
         Raises ``TriggerError`` when the parts could not all be queued: the job is then
         Failed, never left Running unwatched."""
-        report_id = str(uuid.uuid4())
         latest = self.state.latest_poll_at()
+        if as_of is not None and latest is not None:
+            self._check_as_of(as_of, int(latest))
+        report_id = str(uuid.uuid4())
         data_now = as_of if as_of is not None and latest is not None else latest
         shards = self.settings.poll_shards
         plan = plan_parts(shards, self.settings.report_parts,
@@ -265,6 +272,18 @@ class ReportService:
             raise TriggerError(report_id, "QUEUE_UNAVAILABLE") from None
         log.info("report triggered", report_id=report_id, parts=len(plan), data_now=data_now)
         return report_id
+
+    def _check_as_of(self, as_of: int, latest: int) -> None:
+        """``BadRequest`` for an ``as_of`` no report could back: after the latest poll (every
+        minute after it would be inferred, and "now" is the latest poll), or before the polls
+        still kept (``POLL_RETENTION_DAYS``)."""
+        if as_of > latest:
+            raise BadRequest(f"as_of {_iso(as_of)} is after the latest poll ({_iso(latest)}); "
+                             "leave as_of out for the report as of the latest poll")
+        kept_from = latest - self.settings.retention_days * DAY
+        if as_of < kept_from:
+            raise BadRequest(f"as_of {_iso(as_of)} is before the polls kept: polls are kept "
+                             f"{self.settings.retention_days} days, back to {_iso(kept_from)}")
 
     # -- jobs as clients see them -----------------------------------------
     def job(self, report_id: str) -> ReportJob:

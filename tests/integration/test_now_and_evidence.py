@@ -87,6 +87,18 @@ def test_as_of_reports_over_http(client):
     assert _report(client, by_body.json_body["report_id"])[1] == earlier
 
 
+@pytest.mark.parametrize("as_of, reason", [
+    ("2023-01-25T18:00:01Z", "after the latest poll (2023-01-25T18:00:00Z)"),
+    ("2099-01-01T00:00:00Z", "after the latest poll"),
+    ("1970-01-01T00:00:00Z", "before the polls kept: polls are kept 30 days, back to 2022-12-26T18:00:00Z"),
+])
+def test_an_as_of_no_report_could_back_is_a_400(client, as_of, reason):
+    """Found by black-box testing: both came back Complete, every store on the fallback share."""
+    response = client.http.post(f"/trigger_report?as_of={as_of}")
+    assert response.status_code == 400 and reason in response.json_body["error"]
+    assert client.http.post("/trigger_report?as_of=2023-01-25T18:00:00Z").status_code == 202
+
+
 @pytest.mark.parametrize("request_kwargs", [
     {"path": "/trigger_report?as_of=yesterday"},
     {"path": "/trigger_report?as_of=2023-02-30T00:00:00Z"},
