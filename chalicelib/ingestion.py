@@ -20,7 +20,7 @@ from chalicelib.core import parsing
 from chalicelib.core.parsing import InvalidField
 from chalicelib.core.spreadsheet import inert
 from chalicelib.core.units import DAY
-from chalicelib.core.strays import STRAY_MIN_ROWS, StrayGuard
+from chalicelib.core.strays import STRAY_GAP, STRAY_MIN_ROWS, StrayGuard
 from chalicelib.logs import log
 from chalicelib.settings import Settings
 from chalicelib.storage.ingestions import IngestionRepository
@@ -33,6 +33,8 @@ STATUS, HOURS, TIMEZONES = "status", "hours", "timezones"
 KINDS = (STATUS, HOURS, TIMEZONES)
 #: Polls stamped later than this past the ingestion clock are rejected: they would move "now".
 FUTURE_TOLERANCE = 300
+#: The stray gap with ``accept_strays``: no poll is that far beyond the data (~31,700 years).
+ACCEPT_ANY_GAP = 10**12
 #: How many rejected rows a result keeps in memory for display; all are counted and logged.
 REJECTION_SAMPLE = 20
 
@@ -190,9 +192,12 @@ def ingest_lines(
     progress: Optional[ProgressCallback] = None,
     wall_clock: Callable[[], float] = time.time,
     tables: Optional[Tables] = None,
+    accept_strays: bool = False,
 ) -> IngestResult:
     """Ingest one CSV file given as raw lines; raises ``FileRejected`` before writing anything
-    when the file as a whole is unusable. ``tables``: by default ``settings``' own."""
+    when the file as a whole is unusable. ``tables``: by default ``settings``' own.
+    ``accept_strays``: take polls far beyond the data too (an operator who knows the drop is
+    genuine: a small fleet after a long pause); "now" then moves to them."""
     decoded = _decoded_lines(lines)
     first = next(decoded, None)
     if first is None:
@@ -202,7 +207,7 @@ def ingest_lines(
         raise FileRejected(f"the file was dropped as {expected_kind!r} but its header is that of "
                            f"{header.kind!r}")
     feed = FEEDS[header.kind](settings, tables or Tables.from_settings(settings), header,
-                              rejection_log or RejectionLog(), progress, wall_clock)
+                              rejection_log or RejectionLog(), progress, wall_clock, accept_strays)
     feed.ingest(decoded)
     return feed.result
 
@@ -218,6 +223,8 @@ class Feed:
     rejection_log: RejectionLog
     progress: Optional[ProgressCallback] = None
     wall_clock: Callable[[], float] = time.time
+    #: Polls only: hold no poll back as a stray (``ingest --accept-strays``).
+    accept_strays: bool = False
     result: IngestResult = field(init=False)
 
     def __post_init__(self) -> None:
@@ -258,7 +265,8 @@ class StatusFeed(Feed):
         self.repository = PollRepository.from_settings(self.settings, self.tables)
         self.limit = int(self.wall_clock()) + FUTURE_TOLERANCE
         self.state = DatasetStateRepository(self.tables.dataset_state)
-        self.guard = StrayGuard(self.state.latest_poll_at())
+        self.guard = StrayGuard(self.state.latest_poll_at(),
+                                gap=ACCEPT_ANY_GAP if self.accept_strays else STRAY_GAP)
 
     def parse(self, line: Line) -> StorePoll:
         self.check_width(line)
@@ -325,7 +333,8 @@ def _days(seconds: int) -> str:
 def _stray_reason(stamp: str, ahead: int) -> str:
     return (f"timestamp {stamp!r} is held back as a stray: {_days(ahead)} after the latest poll so far and "
             f"the rest of this file, with fewer than {STRAY_MIN_ROWS} polls near it, so it may not move "
-            "'now' (docs/ALGORITHM.md, section 1)")
+            "'now' (docs/ALGORITHM.md, section 1; if it is genuine, ingest it again with "
+            "`storemon ingest --accept-strays`)")
 
 
 @dataclass
@@ -445,6 +454,7 @@ def ingest_source(
     save_rejections: Optional[Callable[[IO[bytes]], str]] = None,
     progress: Optional[ProgressCallback] = None,
     tables: Optional[Tables] = None,
+    accept_strays: bool = False,
 ) -> tuple[Optional[IngestionRecord], Optional[IngestResult]]:
     """Ingest one file and record it. Whole-file rejections are recorded, not raised;
     unexpected errors mark the record Failed and propagate (so SQS retries).
@@ -460,7 +470,8 @@ def ingest_source(
     rejections = _RejectionFile()
     try:
         result = ingest_lines(lines, settings, expected_kind=expected_kind,
-                              rejection_log=RejectionLog(rejections.write), progress=progress, tables=tables)
+                              rejection_log=RejectionLog(rejections.write), progress=progress, tables=tables,
+                              accept_strays=accept_strays)
     except FileRejected as error:
         return records.finish(record, JobStatus.REJECTED, error=str(error)), None
     except Exception as error:

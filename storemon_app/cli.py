@@ -284,7 +284,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     failed = 0
     for kind, paths in given.items():
         for path in paths:
-            outcome = ingest_file(Path(path), expected_kind=kind, quiet=args.json)
+            outcome = ingest_file(Path(path), expected_kind=kind, quiet=args.json,
+                                  accept_strays=args.accept_strays)
             failed += outcome.status != "Complete"
             if args.json:
                 print(json.dumps({"file": str(path), "kind": kind, "status": outcome.status,
@@ -401,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="business hours: store_id,day (or dayOfWeek),start_time_local,end_time_local")
     ingest.add_argument("--timezones", action="append", metavar="FILE", help="zones: store_id,timezone_str")
     ingest.add_argument("--json", action="store_true", help="print one JSON line per file (for scripts)")
+    ingest.add_argument("--accept-strays", action="store_true",
+                        help="hold no poll back as a stray: for a genuine drop far beyond the data so "
+                             "far (a small fleet after a long pause); 'now' moves to it")
     ingest.set_defaults(func=cmd_ingest)
 
     pump = commands.add_parser("pump", help="deliver SQS messages to the queue handlers until stopped")

@@ -46,8 +46,10 @@ def describe_counts(counts: dict) -> list[str]:
             for name, meaning in COUNT_NAMES.items() if counts.get(name)]
 
 
-def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = False) -> FileOutcome:
-    """Ingest one local CSV, streaming; rejected rows go to out/rejections/<name>.rejections.csv."""
+def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = False,
+                accept_strays: bool = False) -> FileOutcome:
+    """Ingest one local CSV, streaming; rejected rows go to out/rejections/<name>.rejections.csv.
+    ``accept_strays``: hold no poll back as a stray (``ingest --accept-strays``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -66,7 +68,7 @@ def ingest_file(path: Path, expected_kind: Optional[str] = None, quiet: bool = F
             byte_lines(stream), f"file://{path.resolve()}", f"file://{path.resolve()}@{time.time_ns()}",
             Settings.from_env(),
             expected_kind=expected_kind, save_rejections=save_rejections,
-            progress=None if quiet else rows_progress(progress))
+            progress=None if quiet else rows_progress(progress), accept_strays=accept_strays)
     seconds = time.perf_counter() - started
     outcome = FileOutcome(path, record.kind, record.status, int(record.rows_accepted),
                           int(record.rows_rejected),

@@ -10,6 +10,7 @@ import pytest
 from chalice.test import Client
 
 import app as app_module
+from chalicelib.core.parsing import parse_poll_timestamp
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository
 from storemon_app import local_ingest
@@ -46,6 +47,18 @@ def test_a_stray_row_is_rejected_and_now_stays(client, tmp_path: Path):
     assert DatasetStateRepository().latest_poll_at() == now
     rows = list(csv.reader(io.StringIO(outcome.rejections_path.read_text())))
     assert rows[1][0] == "2" and "stray" in rows[1][1]
+
+
+def test_an_operator_can_accept_a_genuine_drop_far_beyond_the_data(client, tmp_path: Path):
+    """Found by black-box testing: a small fleet's 5 polls after a 36-hour pause were held back,
+    with no way to take them; ``ingest --accept-strays`` takes them and moves now."""
+    rows = [[f"store-{k}", "active", f"2023-01-27 06:0{k}:00.000000 UTC"] for k in range(5)]
+    drop = fixtures.write_csv(tmp_path / "after-pause.csv", ["store_id", "status", "timestamp_utc"], rows)
+    held = ingest_file(drop, expected_kind="status", quiet=True)
+    assert (held.accepted, held.rejected) == (0, 5) and "--accept-strays" in held.sample[0].reason
+    taken = ingest_file(drop, expected_kind="status", quiet=True, accept_strays=True)
+    assert (taken.accepted, taken.rejected) == (5, 0)
+    assert DatasetStateRepository().latest_poll_at() == parse_poll_timestamp("2023-01-27 06:04:00 UTC")
 
 
 def _run_parts(client: Client) -> None:
