@@ -31,7 +31,7 @@ from chalicelib.storage.ingestions import IngestionRepository
 from storemon_app.datasets import find_dataset
 from storemon_app.errors import CommandError
 from storemon_app.paths import OUT_DIR
-from storemon_app.client import ReportClient, download
+from storemon_app.client import ApiError, ReportClient, download
 from storemon_app.event_pump import EventPump
 from storemon_app.local_ingest import KIND_ORDER, ingest_file
 from storemon_app.progress import ProgressLine
@@ -99,11 +99,15 @@ def _show_job(view: dict, elapsed: float, progress) -> None:
         progress.update(f"Running, {view.get('parts_done', 0)}/{view.get('parts_total', '?')} parts done")
 
 
-def run_report(api_url: str, out: Path, timeout: float = 900) -> dict:
+def run_report(api_url: str, out: Path, timeout: float = 900, as_of: Optional[str] = None,
+               store_ids: Optional[list[str]] = None) -> dict:
     """trigger_report -> poll get_report -> download the CSV, as a client would."""
     client = ReportClient(api_url)
     try:
-        report_id = client.trigger()
+        report_id = client.trigger(as_of=as_of, store_ids=store_ids)
+    except ApiError as error:
+        reason = error.body.get("error") if isinstance(error.body, dict) else error.body
+        raise CommandError(f"trigger_report refused (HTTP {error.status}): {reason}") from None
     except urllib.error.URLError as error:
         raise CommandError(f"cannot reach the API at {api_url} ({error.reason}). Start it with "
                            "`./storemon up`, or pass --api URL") from None
@@ -345,7 +349,8 @@ def cmd_ingestions(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    view = run_report(args.api, output_path(args.out))
+    store_ids = [s for s in args.store_ids.split(",") if s.strip()] if args.store_ids else None
+    view = run_report(args.api, output_path(args.out), as_of=args.as_of, store_ids=store_ids)
     print(f"report {view['report_id']}: {view['rows']:,} rows -> {Path(args.out).resolve()}"
           + (f" (detail: {view['detail_path']})" if view.get("detail_path") else ""))
     return 0
@@ -424,6 +429,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "the one of up)")
     report.add_argument("--out", default=str(DEFAULT_REPORT_PATH),
                         help="where to write the CSV; its directory must exist (default: out/report.csv)")
+    report.add_argument("--as-of", metavar="ISO8601",
+                        help="the report as of that instant, e.g. 2023-01-25T14:00:00Z "
+                             "(default: the latest poll)")
+    report.add_argument("--store-ids", metavar="ID,ID,...",
+                        help="only these stores (within what STOREMON_API_KEY may see)")
     report.set_defaults(func=cmd_report)
 
     register_simulation(commands)

@@ -39,6 +39,16 @@ def test_report_over_http(stack, tmp_path):
         earlier_id = client.trigger(as_of="2023-01-25T14:00:00Z")
         view = client.wait(report_id, timeout=120, interval=0.2)
         earlier = client.wait(earlier_id, timeout=120, interval=0.2)
+        # the CLI's report command: as of an instant, for some stores; and a clear refusal
+        from storemon_app import cli
+
+        out = tmp_path / "big.csv"
+        assert cli.main(["report", "--api", stack.api_url, "--out", str(out),
+                         "--as-of", "2023-01-25T14:00:00Z", "--store-ids", fixtures.BIG_ID]) == 0
+        rows = list(csv.reader(io.StringIO(out.read_text())))
+        assert [row[0] for row in rows[1:]] == [fixtures.BIG_ID] and rows[1][1] == "60.00"
+        assert cli.main(["report", "--api", stack.api_url, "--out", str(out),
+                         "--as-of", "2099-01-01T00:00:00Z"]) == 1
     finally:
         pump.stop()
     assert earlier["status"] == "Complete" and earlier["data_now"] == "2023-01-25T14:00:00+00:00"
