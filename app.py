@@ -193,13 +193,19 @@ def _trigger_arguments() -> tuple[Any, Any]:
     params = _params()
     names = ("as_of", "store_ids")
     values: list[Any] = [params.get(name) for name in names]
-    if None in values and request.raw_body:
+    if request.raw_body and request.raw_body.strip():
         try:
             body = json.loads(request.raw_body)
         except ValueError:
             raise BadRequest("the request body is not JSON: send {\"as_of\": \"<ISO 8601>\"} "
                              "or nothing") from None
-        body = body if isinstance(body, dict) else {}
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object such as "
+                             "{\"as_of\": \"2023-01-25T18:00:00Z\", \"store_ids\": [\"…\"]}, or nothing")
+        unknown = sorted(str(key)[:40] for key in body if key not in names)
+        if unknown:
+            raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown[:5]))} in the request "
+                             "body; trigger_report takes as_of and store_ids")
         values = [body.get(name) if value is None else value
                   for name, value in zip(names, values, strict=True)]
     if values[0] is not None and not isinstance(values[0], str):

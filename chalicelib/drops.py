@@ -70,8 +70,9 @@ def byte_lines(stream: IO[bytes] | Any, chunk_size: int = 1 << 20) -> Iterator[b
 def drops_from_notification(body: str) -> list[S3Drop]:
     """S3 event notification (the SQS message body) -> the objects it announces.
 
-    Skips S3's ``s3:TestEvent`` (no Records), non-creation events and our own
-    rejection reports; keys arrive URL-encoded.
+    Skips S3's ``s3:TestEvent`` (no Records), non-creation events, our own rejection
+    reports and "folders" (keys ending in ``/``, which the console creates); keys arrive
+    URL-encoded.
     """
     message = json.loads(body)
     drops = []
@@ -80,7 +81,7 @@ def drops_from_notification(body: str) -> list[S3Drop]:
             continue
         s3 = record["s3"]
         key = unquote_plus(s3["object"]["key"])
-        if key.endswith(REJECTIONS_SUFFIX) or not key.startswith(INCOMING_PREFIX):
+        if key.endswith((REJECTIONS_SUFFIX, "/")) or not key.startswith(INCOMING_PREFIX):
             continue
         drops.append(S3Drop(s3["bucket"]["name"], key, str(s3["object"].get("eTag", "")).strip('"'),
                             str(s3["object"].get("versionId") or "")))

@@ -192,7 +192,14 @@ def parse_timezone(text: str) -> str:
         return DEFAULT_TIMEZONE
     if not is_known_timezone(value):
         raise InvalidField(f"time zone {text!r} is not a known IANA zone name")
-    return value
+    return canonical_timezone(value)
+
+
+@lru_cache(maxsize=None)
+def canonical_timezone(name: str) -> str:
+    """The zone's name as the IANA database spells it: pytz finds ``america/chicago`` too,
+    and the report and timeline should say ``America/Chicago``."""
+    return str(pytz.timezone(name).zone)
 
 
 #: Longest store id accepted: real ids are 19 digits or a 36-character UUID.

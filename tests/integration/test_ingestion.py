@@ -100,6 +100,7 @@ def test_notification_filtering():
     assert drops_from_notification(s3_notification(key, "e1", "ObjectTagging:Put")) == []
     assert drops_from_notification(s3_notification(key + ".rejections.csv", "e2")) == []
     assert drops_from_notification(s3_notification("reports/x/report.csv", "e3")) == []
+    assert drops_from_notification(s3_notification("incoming/status/2024/", "e4")) == []  # a console "folder"
     [created] = drops_from_notification(s3_notification(key, '"e4"', "ObjectCreated:CompleteMultipartUpload"))
     assert created == S3Drop(settings.bucket, key, "e4")
     assert created.expected_kind == "hours"

@@ -132,3 +132,10 @@ def test_unknown_zone_is_rejected_input():
     with pytest.raises(InvalidField, match="not a known"):
         parse_timezone("Mars/Olympus_Mons")
     assert parse_timezone("") == "America/Chicago"
+
+
+def test_a_zone_is_stored_as_the_iana_database_spells_it():
+    """Found by black-box testing: ``america/chicago`` was accepted (pytz finds it) and echoed
+    back in that case by the timeline."""
+    assert parse_timezone(" america/chicago ") == "America/Chicago"
+    assert parse_timezone("US/Central") == "US/Central"
