@@ -300,20 +300,11 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         of hourly gaps per store, and calling ``_bridge`` per gap was most of its cost."""
         if end <= start:
             return 0.0
+        single = self._within_one_term(start, end)
+        if single is not None:
+            return min(float(end - start), max(0.0, 0.0 + single))
         times = self._times
         first, last = times[0], times[-1]
-        # inside one gap or one edge, as the cells of ``outages`` are: the one term straight away
-        if first <= start and end <= last:
-            gap = bisect.bisect_right(times, start) - 1
-            if end <= times[gap + 1]:
-                return min(float(end - start), max(0.0, 0.0 + self._bridge(gap, start - times[gap],
-                                                                             end - times[gap])))
-        elif end <= first:
-            return min(float(end - start), max(0.0, 0.0 + self._relaxing(self._states[0], first - end,
-                                                                           first - start)))
-        elif start >= last:
-            return min(float(end - start), max(0.0, 0.0 + self._relaxing(self._states[-1], start - last,
-                                                                           end - last)))
         total = 0.0
         if start < first:
             lo, hi = start, min(end, first)

@@ -16,6 +16,7 @@ from chalicelib.storage.jobs import DatasetStateRepository
 from storemon_app import local_ingest
 from storemon_app.local_ingest import ingest_file
 from tests import fixtures
+from tests.integration.test_api import _run_queued_parts
 
 settings = Settings.from_env()  # the stage environment of the root conftest
 
@@ -61,23 +62,8 @@ def test_an_operator_can_accept_a_genuine_drop_far_beyond_the_data(client, tmp_p
     assert DatasetStateRepository().latest_poll_at() == parse_poll_timestamp("2023-01-27 06:04:00 UTC")
 
 
-def _run_parts(client: Client) -> None:
-    from chalicelib.aws import queue_url, sqs_client
-
-    url = queue_url(settings.report_queue)
-    while True:
-        got = sqs_client().receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-        if not got:
-            return
-        for message in got:
-            event = client.events.generate_sqs_event(message_bodies=[message["Body"]],
-                                                     queue_name=settings.report_queue)
-            client.lambda_.invoke("compute_report_part", event)
-            sqs_client().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-
-
 def _report(client: Client, report_id: str) -> tuple[dict, dict[str, list[str]]]:
-    _run_parts(client)
+    _run_queued_parts(client)
     view = client.http.get(f"/get_report?report_id={report_id}").json_body
     assert view["status"] == "Complete", view
     body = client.http.get(f"/get_report?report_id={report_id}&format=csv").body.decode()
