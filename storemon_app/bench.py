@@ -40,6 +40,16 @@ def _peak_rss_mb(pid: int) -> Optional[float]:
     return None
 
 
+def _cpu_seconds(pid: int) -> Optional[float]:
+    """User + system CPU of a running process so far (Linux ``/proc``), None elsewhere: the
+    emulator shares the machine's cores with the workers, so its CPU is part of a report's cost."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def scenario_data(scenario: str, seed: int = 1) -> Path:
     """Generated once per scenario and seed, then reused."""
     from storemon_app.simulation import write_dataset
@@ -108,6 +118,8 @@ class RunResult:
     worker_rss_mb: list[float] = field(default_factory=list)
     emulator_rss_mb: Optional[float] = None
     api_rss_mb: Optional[float] = None
+    #: CPU the emulator spent between trigger and Complete (serving the report's reads and writes).
+    emulator_report_cpu_seconds: Optional[float] = None
     #: Poll table after ingestion: (items, largest item in bytes, total bytes).
     poll_items: tuple[int, int, int] = (0, 0, 0)
     hourly_drop_write_units: int = 0
@@ -151,10 +163,14 @@ def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
         from storemon_app.client import ReportClient
 
         client = ReportClient(stack.api_url)
+        emulator_cpu = _cpu_seconds(stack.emulator.pid) if stack.emulator else None
         started = time.monotonic()
         report_id = client.trigger()
         view = client.wait(report_id, timeout=900, interval=0.1)
         result.report_seconds = time.monotonic() - started
+        emulator_after = _cpu_seconds(stack.emulator.pid) if stack.emulator else None
+        if emulator_cpu is not None and emulator_after is not None:
+            result.emulator_report_cpu_seconds = emulator_after - emulator_cpu
         if view["status"] != "Complete":
             raise RuntimeError(f"report {view['status']}: {view.get('error')}")
         result.report_rows = view["rows"]
@@ -420,6 +436,7 @@ def print_table(scenario: str, runs: list[RunResult]) -> None:
     row("worker handler time, all parts", [r.worker_seconds for r in runs], "s")
     row("report CPU, all part invocations", [r.invocation_cpu_seconds for r in runs], "s")
     row("  largest part, wall", [r.worker_max_invocation_seconds for r in runs], "s")
+    row("emulator CPU during the report", [r.emulator_report_cpu_seconds or 0 for r in runs], "s")
     row("worker CPU, whole pump processes", [r.worker_cpu_seconds for r in runs], "s")
     row("peak RSS, ingest process", [r.ingest_rss_mb for r in runs], "MB", 0)
     row("peak RSS, largest worker process", [max(r.worker_rss_mb or [0]) for r in runs], "MB", 0)
