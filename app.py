@@ -183,7 +183,8 @@ def trigger_report() -> Response:
         stores = report_scope(caller, store_ids_argument(raw_stores))
     except ValueError as error:
         raise BadRequest(str(error)) from None
-    report_id = _service().trigger(as_of=as_of, store_ids=stores, owner_key_id=caller.key_id)
+    report_id = _service().trigger(as_of=as_of, store_ids=stores, owner_key_id=caller.key_id,
+                                   named=raw_stores is not None)
     return Response(body={"report_id": report_id}, status_code=202)
 
 

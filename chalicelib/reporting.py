@@ -235,16 +235,21 @@ class ReportService:
 
     # -- trigger ----------------------------------------------------------
     def trigger(self, as_of: Optional[int] = None, store_ids: Optional[AbstractSet[str]] = None,
-                owner_key_id: Optional[str] = None) -> str:
+                owner_key_id: Optional[str] = None, named: bool = False) -> str:
         """Create the job (with its plan) and queue its parts, as of the latest poll or of
         ``as_of`` (epoch seconds: the way to compare, audit, or step back from a bad drop).
         ``store_ids`` limits the report to those stores (its parts read only their shards);
         ``owner_key_id`` is the owner key it belongs to (``chalicelib.owner_keys``).
+        ``named``: the client named ``store_ids`` itself, so an id no poll was ever ingested
+        for is a ``BadRequest`` (a typo would otherwise come back as a Complete report without
+        its row); an owner key's own set is not checked (it may list stores not polled yet).
         Raises ``TriggerError`` when the parts could not all be queued: the job is then
         Failed, never left Running unwatched."""
         latest = self.state.latest_poll_at()
         if as_of is not None and latest is not None:
             self._check_as_of(as_of, int(latest))
+        if named and store_ids and latest is not None:
+            self._check_known(store_ids)
         report_id = str(uuid.uuid4())
         data_now = as_of if as_of is not None and latest is not None else latest
         shards = self.settings.poll_shards
@@ -272,6 +277,24 @@ class ReportService:
             raise TriggerError(report_id, "QUEUE_UNAVAILABLE") from None
         log.info("report triggered", report_id=report_id, parts=len(plan), data_now=data_now)
         return report_id
+
+    def unknown_stores(self, store_ids: AbstractSet[str]) -> list[str]:
+        """Of ``store_ids``, those no poll was ever ingested for (not in their shards' rosters)."""
+        wanted: dict[int, set[str]] = {}
+        for store in store_ids:
+            wanted.setdefault(shard_of(store, self.settings.poll_shards), set()).add(store)
+        unknown: list[str] = []
+        for shard, stores in sorted(wanted.items()):
+            unknown += sorted(stores - set(self.polls.read_roster(shard)))
+        return unknown
+
+    def _check_known(self, store_ids: AbstractSet[str]) -> None:
+        unknown = self.unknown_stores(store_ids)
+        if unknown:
+            shown = ", ".join(repr(store[:40]) for store in unknown[:10])
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise BadRequest(f"store_ids names {len(unknown)} store(s) no poll was ever ingested for: "
+                             f"{shown}{more}")
 
     def _check_as_of(self, as_of: int, latest: int) -> None:
         """``BadRequest`` for an ``as_of`` no report could back: after the latest poll (every

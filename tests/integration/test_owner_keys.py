@@ -123,11 +123,14 @@ def test_explicit_store_ids(client, ingested, owners):
     cases = [({"store_ids": [fixtures.NIGHT_OWL, fixtures.BIG_ID]}, owners["b"], fixtures.BIG_ID),
              ({"store_ids": ["ok", 'bad"id']}, None, "separator"),
              ({"store_ids": []}, None, "at least one"),
-             ({"store_ids": "x"}, None, None), ({"store_ids": [7]}, None, "list of store id strings")]
+             ({"store_ids": f"{fixtures.SILENT},{fixtures.BIG_ID}"}, None, None),
+             ({"store_ids": [fixtures.BIG_ID, "no-such-store"]}, None, "'no-such-store'"),
+             ({"store_ids": "typo1,typo2"}, None, "2 store(s) no poll was ever ingested for"),
+             ({"store_ids": [7]}, None, "list of store id strings")]
     for body, secret, named in cases:
         response = client.http.post("/trigger_report", body=json.dumps(body),
                                     headers={**_headers(secret), "Content-Type": "application/json"})
-        if named is None:  # a string is a comma-separated list: fine
+        if named is None:  # a string is a comma-separated list of known stores: fine
             assert response.status_code == 202
             continue
         assert response.status_code == 400 and named in response.json_body["error"], (body, response.body)
