@@ -244,9 +244,11 @@ def _hundredths_of(text: str) -> int:
 #: A part's records and the final files are copied through local files: up to this many bytes
 #: in memory, the rest on disk (a worker's memory must not grow with the fleet).
 SPOOL_BYTES = 8 * 1024 * 1024
-#: Uploads in 8 MB pieces, at most 4 at a time: bounded memory for any size of report.
+#: Uploads in 8 MB pieces, at most 4 at a time and 4 read ahead (s3transfer's default reads
+#: 10 ahead): bounded memory for any size of report.
 TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024,
                           max_concurrency=4)
+TRANSFER.max_in_memory_upload_chunks = 4
 _CHUNK = 1024 * 1024
 
 
