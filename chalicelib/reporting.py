@@ -1,24 +1,30 @@
 """The report job: plan parts, compute each part, assemble one CSV in S3.
 
 A job fans out into ``report_parts`` SQS messages, each naming a set of store
-shards. Each worker invocation computes its shards' rows (sorted by store id)
-into a part object; the invocation that finishes the last part merges the
-parts into the final CSV. Merging sorted parts gives the same bytes whatever
-the number of parts.
+shards. Each worker invocation computes its shards one at a time, each spilled
+to a local file as pre-rendered records sorted by store id, and merges them into
+one part object; the invocation that finishes the last part merges the parts'
+records into the final CSVs, copying bytes. Merging sorted parts gives the same
+bytes whatever the number of parts.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import heapq
 import io
 import json
+import struct
 import tempfile
 import time
 import uuid
+from array import array
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from typing import AbstractSet, Any, Iterable, Iterator, Optional
+from typing import IO, AbstractSet, Any, Iterable, Iterator, Optional, Sequence
 
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import AwsClients
@@ -36,7 +42,7 @@ from chalicelib.core.report import (
 from chalicelib.core.spreadsheet import inert
 from chalicelib.core.units import DAY
 from chalicelib.errors import BadRequest, Gone, NotFound, Unavailable
-from chalicelib.core.schedule import WeeklySchedule
+from chalicelib.core.schedule import Span, WeeklySchedule
 from chalicelib.logs import log
 from chalicelib.owner_keys import new_page_token
 from chalicelib.settings import Settings
@@ -157,7 +163,8 @@ def plan_parts(shards: int, parts: int, only: Optional[Iterable[int]] = None) ->
 
 
 def part_key(report_id: str, part: int) -> str:
-    return f"reports/{report_id}/parts/{part:04d}.csv"
+    """A part's records (``PartRecords``), not a CSV: what the final files take, pre-rendered."""
+    return f"reports/{report_id}/parts/{part:04d}.records"
 
 
 def report_key(report_id: str) -> str:
@@ -175,34 +182,130 @@ def strips_key(report_id: str) -> str:
 
 
 class EvidenceSummary:
-    """The fleet's evidence, summed over the detail rows while they are merged."""
+    """The fleet's evidence, summed over the detail rows in integer hundredths, so the sum is
+    exact and the same whatever the number of parts; each part sums its rows, ``assemble``
+    the parts' sums."""
 
     #: A store rests on little evidence when more than this share of its week is inferred.
     LITTLE_EVIDENCE = 0.5
+    WINDOWS = ("hour", "day", "week")
 
     def __init__(self) -> None:
-        self.business = {"hour": 0.0, "day": 0.0, "week": 0.0}
-        self.inferred = {"hour": 0.0, "day": 0.0, "week": 0.0}
-        self.no_polls = {"hour": 0, "day": 0, "week": 0}
+        self.business = [0, 0, 0]  # hundredths of a minute (hour) or of an hour (day, week)
+        self.inferred = [0, 0, 0]
+        self.no_polls = [0, 0, 0]
         self.little_evidence = 0
 
-    def add(self, extra: list[str]) -> None:
+    def add(self, extra: Sequence[str]) -> None:
         """One store's ``DETAIL_EXTRA_HEADER`` fields."""
-        for index, window in enumerate(("hour", "day", "week")):
-            business, _, inferred, polls = extra[4 * index: 4 * index + 4]
-            self.business[window] += float(business)
-            self.inferred[window] += float(inferred)
-            self.no_polls[window] += int(polls) == 0
-        week_business, week_inferred = float(extra[8]), float(extra[10])
-        self.little_evidence += week_business > 0 and week_inferred > self.LITTLE_EVIDENCE * week_business
+        business = inferred = 0
+        for index in range(3):
+            business, inferred = _hundredths_of(extra[4 * index]), _hundredths_of(extra[4 * index + 2])
+            self.business[index] += business
+            self.inferred[index] += inferred
+            self.no_polls[index] += int(extra[4 * index + 3]) == 0
+        # the week's (the last window): the same test as on the printed hundredths
+        self.little_evidence += business > 0 and inferred > self.LITTLE_EVIDENCE * business
+
+    def combine(self, other: "EvidenceSummary") -> None:
+        for index in range(3):
+            self.business[index] += other.business[index]
+            self.inferred[index] += other.inferred[index]
+            self.no_polls[index] += other.no_polls[index]
+        self.little_evidence += other.little_evidence
+
+    def to_json(self) -> str:
+        return json.dumps([self.business, self.inferred, self.no_polls, self.little_evidence])
+
+    @classmethod
+    def from_json(cls, text: str) -> "EvidenceSummary":
+        summary = cls()
+        business, inferred, no_polls, little = json.loads(text)
+        summary.business, summary.inferred = [int(v) for v in business], [int(v) for v in inferred]
+        summary.no_polls, summary.little_evidence = [int(v) for v in no_polls], int(little)
+        return summary
 
     def as_dict(self) -> dict[str, Any]:
+        windows = self.WINDOWS
         return {
-            "inferred_share": {w: round(self.inferred[w] / self.business[w], 4) if self.business[w] else 0.0
-                               for w in self.business},
-            "stores_without_polls": dict(self.no_polls),
+            "inferred_share": {w: round(self.inferred[i] / self.business[i], 4) if self.business[i] else 0.0
+                               for i, w in enumerate(windows)},
+            "stores_without_polls": {w: self.no_polls[i] for i, w in enumerate(windows)},
             "stores_mostly_inferred_last_week": self.little_evidence,
         }
+
+
+def _hundredths_of(text: str) -> int:
+    """``"12.34"`` (as ``core.report`` prints hundredths) -> 1234."""
+    whole, _, fraction = text.partition(".")
+    return int(whole) * 100 + int(fraction or 0)
+
+
+#: A part's records and the final files are copied through local files: up to this many bytes
+#: in memory, the rest on disk (a worker's memory must not grow with the fleet).
+SPOOL_BYTES = 8 * 1024 * 1024
+#: Uploads in 8 MB pieces, at most 4 at a time and 4 read ahead (s3transfer's default reads
+#: 10 ahead): bounded memory for any size of report.
+TRANSFER = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024,
+                          max_concurrency=4)
+TRANSFER.max_in_memory_upload_chunks = 4
+_CHUNK = 1024 * 1024
+
+
+class PartRecords:
+    """A part's stores as records, sorted by raw store id: four big-endian lengths, then the merge
+    key (the raw id, UTF-8) and the three lines the final files take: the report line and the
+    detail line (both with the id made spreadsheet-inert) and the strips line. The parts render
+    them (in parallel), so ``assemble`` only merges by key and copies bytes."""
+
+    HEAD = struct.Struct(">IIII")
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\n")
+        self._width = len(CSV_HEADER)
+
+    def _line(self, fields: Sequence[str]) -> bytes:
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow(fields)
+        return self._buffer.getvalue().encode("utf-8")
+
+    def record(self, row: list[str]) -> bytes:
+        """``row``: a detail row with the week strip last (``detail_row(..., strip=True)``)."""
+        store_id, strip = row[0], row[-1]
+        fields = [inert(store_id), *row[1:-1]]
+        key, standard = store_id.encode("utf-8"), self._line(fields[:self._width])
+        detail, strips = self._line(fields), self._line([store_id, strip])
+        return self.pack((key, standard, detail, strips))
+
+    @classmethod
+    def pack(cls, record: tuple[bytes, bytes, bytes, bytes]) -> bytes:
+        return cls.HEAD.pack(*map(len, record)) + b"".join(record)
+
+    @classmethod
+    def read(cls, chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bytes, bytes, bytes]]:
+        """(key, report line, detail line, strips line) of each record in a stream of chunks."""
+        head = cls.HEAD
+        buffer, at = b"", 0
+        for chunk in chunks:
+            buffer, at = buffer[at:] + chunk, 0
+            while len(buffer) - at >= head.size:
+                a, b, c, d = head.unpack_from(buffer, at)
+                start = at + head.size
+                end = start + a + b + c + d
+                if end > len(buffer):
+                    break
+                yield (buffer[start:start + a], buffer[start + a:start + a + b],
+                       buffer[start + a + b:end - d], buffer[end - d:end])
+                at = end
+        if at != len(buffer):
+            raise ValueError(f"a part's records end in the middle of a record ({len(buffer) - at} bytes)")
+
+
+def _file_chunks(file: IO[bytes]) -> Iterator[bytes]:
+    file.seek(0)
+    return iter(functools.partial(file.read, _CHUNK), b"")
 
 
 class ReportService:
@@ -355,36 +458,55 @@ class ReportService:
                 return
             raise
 
-    def compute_rows(self, shards: Iterable[int], data_now: int) -> list[list[str]]:
-        """Detail rows (without header) of every store in ``shards``, sorted by store id:
-        the standard columns, then ``DETAIL_EXTRA_HEADER``, then the week strip the report
-        page draws (``assemble`` moves it to its own object, ``strips_key``)."""
-        shards = sorted(set(shards))
-        schedules = self.hours.read(shards)
-        zones = self.zones.read(shards)
-        rows = []
-        for shard in shards:
-            evidence, rule, _ = self.shard_evidence(shard, data_now, schedules, zones)
-            for store_id, store in evidence.items():
-                rows.append(detail_row(store_id, store, data_now, rule, strip=True))
-        rows.sort(key=lambda row: row[0])
-        return rows
+    def compute_rows(self, shards: Iterable[int], data_now: int) -> Iterator[tuple[int, list[str]]]:
+        """``(shard, row)``: the detail rows of every store in ``shards``, shard by shard, each
+        shard's in store id order: the standard columns, then ``DETAIL_EXTRA_HEADER``, then the
+        week strip the report page draws. One shard is held at a time (its hours, zones and
+        polls while its first pass runs, then its stores' evidence packed), so a part's memory
+        does not grow with its number of shards, nor with a shard's polls as tuples."""
+        for shard in sorted(set(shards)):
+            packed, rule = self._packed_evidence(shard, data_now)
+            for store_id in list(packed):  # by id; each store's evidence let go once used
+                business, values, last_poll = packed.pop(store_id)
+                polls: list[Any] = [(value >> 1, (value & 1) == 1) for value in values]  # core Polls
+                evidence = StoreEvidence(business, polls, last_poll)
+                yield shard, detail_row(store_id, evidence, data_now, rule, strip=True)
+
+    def _packed_evidence(self, shard: int, data_now: int
+                         ) -> tuple[dict[str, tuple[list[Span], array, Optional[int]]], InterpolationRule]:
+        """``shard_evidence`` with each store's evidence polls packed (``at << 1 | active``, 8 bytes
+        a poll instead of a tuple's ~90) as the first pass goes; the same stores, order and rule."""
+        data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
+        packed: dict[str, tuple[list[Span], array, Optional[int]]] = {}
+
+        def evidence_polls() -> Iterator[Sequence[Any]]:
+            schedules, zones = self.hours.read([shard]), self.zones.read([shard])
+            for store_id, evidence in self._evidence_in_order(data, data_now, schedules, zones):
+                polls = array("q", [at << 1 | active for at, active in evidence.polls])
+                packed[store_id] = (evidence.business, polls, evidence.last_poll)
+                yield evidence.polls
+
+        return packed, default_rule(data_now, fleet_up_share(evidence_polls()))
 
     def shard_evidence(self, shard: int, data_now: int, schedules: dict[str, Any], zones: dict[str, Any]
                        ) -> tuple[dict[str, StoreEvidence], InterpolationRule, ShardPolls]:
-        """Every store's evidence in ``shard`` (by store id) and the rule with the shard's learned
-        up share: the report's parts and the per-store timeline both start here."""
+        """Every store's evidence in ``shard`` (by store id, in id order) and the rule with the
+        shard's learned up share: the per-store timeline starts here, the parts' first pass
+        (``_packed_evidence``) is the same."""
         data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
+        evidence = dict(self._evidence_in_order(data, data_now, schedules, zones))
+        return evidence, default_rule(data_now, fleet_up_share(e.polls for e in evidence.values())), data
+
+    @staticmethod
+    def _evidence_in_order(data: ShardPolls, data_now: int, schedules: dict[str, Any], zones: dict[str, Any]
+                           ) -> Iterator[tuple[str, StoreEvidence]]:
         # Two passes per shard: the evidence of every store, then the rule with the
         # shard's learned up share (a shard is ~1/16 of the fleet, and the same
         # whichever part reads it, so the bytes do not depend on the part count).
-        evidence = {}
         for store_id in sorted(data.roster | set(data.polls_by_store)):
             schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
             polls: Iterable[Any] = data.polls_by_store.get(store_id, [])  # (at, active) pairs: core Polls
-            evidence[store_id] = store_evidence(polls, schedule,
-                                                zones.get(store_id, DEFAULT_TIMEZONE), data_now)
-        return evidence, default_rule(data_now, fleet_up_share(e.polls for e in evidence.values())), data
+            yield store_id, store_evidence(polls, schedule, zones.get(store_id, DEFAULT_TIMEZONE), data_now)
 
     def run_part(self, part: ReportPart) -> Optional[ReportJob]:
         """Compute and store one part; assemble the report if it was the last one."""
@@ -399,66 +521,82 @@ class ReportService:
             # overwrite a real part's object; the job goes on (or times out) without it.
             log.warning("report part ignored: %s", mismatch, report_id=part.report_id, part=part.part)
             return job
-        rows = self.compute_rows(part.shards, part.data_now)
-        if job.store_ids is not None:
-            # A scoped report keeps its stores' rows only; each is the fleet report's row
-            # (the rule is learned from the whole shard), so the merge, the summary, the
-            # detail CSV and the page all follow from here.
-            rows = [row for row in rows if row[0] in job.store_ids]
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows(rows)
-        self.aws.s3.put_object(Bucket=self.settings.bucket, Key=part_key(part.report_id, part.part),
-                               Body=buffer.getvalue().encode("utf-8"), ContentType="text/csv")
+        rows = self._write_part(part, job.store_ids)
         updated = self.jobs.mark_part_done(part.report_id, part.part)
         if updated is None:
             return self.jobs.get(part.report_id)  # finished (Failed or Complete) meanwhile
-        log.info("report part done", report_id=part.report_id, part=part.part, rows=len(rows))
+        log.info("report part done", report_id=part.report_id, part=part.part, rows=rows)
         if set(int(p) for p in updated.parts_done or ()) == set(range(len(job_plan(updated)))):
             self.assemble(updated)
         return updated
 
+    def _write_part(self, part: ReportPart, store_ids: Optional[AbstractSet[str]]) -> int:
+        """Spill each shard's records to a local file, merge them into the part's object (its
+        evidence summary in the object's metadata); how many stores it holds.
+
+        A scoped report (``store_ids``) keeps its stores' rows only; each is the fleet report's
+        row (the rule is learned from the whole shard), so the merge, the summary, the detail
+        CSV and the page all follow from here."""
+        records, summary, width, rows = PartRecords(), EvidenceSummary(), len(CSV_HEADER), 0
+        with contextlib.ExitStack() as files:
+            spills: dict[int, IO[bytes]] = {}
+            for shard, row in self.compute_rows(part.shards, part.data_now):
+                if store_ids is not None and row[0] not in store_ids:
+                    continue
+                if shard not in spills:
+                    spills[shard] = files.enter_context(tempfile.TemporaryFile())
+                summary.add(row[width:width + len(DETAIL_EXTRA_HEADER)])
+                spills[shard].write(records.record(row))
+                rows += 1
+            if len(spills) == 1:
+                body = next(iter(spills.values()))  # one shard's records: sorted already
+            else:
+                body = files.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))
+                streams = [PartRecords.read(_file_chunks(spill)) for spill in spills.values()]
+                for record in heapq.merge(*streams):
+                    body.write(PartRecords.pack(record))
+            body.seek(0)
+            self.aws.s3.upload_fileobj(body, self.settings.bucket, part_key(part.report_id, part.part),
+                                       ExtraArgs={"ContentType": "application/octet-stream",
+                                                  "Metadata": {"summary": summary.to_json()}},
+                                       Config=TRANSFER)
+        return rows
+
     # -- assemble ---------------------------------------------------------
-    def _part_lines(self, report_id: str, part: int) -> Iterator[str]:
-        body = self.aws.s3.get_object(Bucket=self.settings.bucket, Key=part_key(report_id, part))["Body"]
-        for line in body.iter_lines():
-            if line:
-                yield line.decode("utf-8") + "\n"
+    def _part_records(self, report_id: str, part: int
+                      ) -> tuple[EvidenceSummary, Iterator[tuple[bytes, bytes, bytes, bytes]]]:
+        response = self.aws.s3.get_object(Bucket=self.settings.bucket, Key=part_key(report_id, part))
+        summary = EvidenceSummary.from_json(response["Metadata"]["summary"])
+        return summary, PartRecords.read(response["Body"].iter_chunks(_CHUNK))
 
     def assemble(self, job: ReportJob) -> None:
-        """Stream-merge the sorted parts into the final CSV and the detail CSV, and sum the
-        fleet's evidence summary; safe to run twice.
+        """Stream-merge the parts' sorted records into the final CSV, the detail CSV and the
+        strips, and sum the parts' evidence summaries; safe to run twice.
 
-        Parts hold raw store ids (the merge order is theirs); only the final CSVs, which
-        people open in spreadsheets, get formula-like ids quoted (``core.spreadsheet``).
+        The merge is by raw store id (the parts' order); the lines were rendered by the parts,
+        with formula-like ids quoted in the CSVs people open in spreadsheets (``core.spreadsheet``).
         """
-        streams = [self._part_lines(job.report_id, part) for part in range(int(job.parts_total))]
+        summary, streams = EvidenceSummary(), []
+        for part in range(int(job.parts_total)):
+            part_summary, records = self._part_records(job.report_id, part)
+            summary.combine(part_summary)
+            streams.append(records)
         rows = 0
-        summary = EvidenceSummary()
-        width = len(CSV_HEADER)
-        with tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as out, \
-                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as detail, \
-                tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024) as strips:
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as out, \
+                tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as detail, \
+                tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as strips:
             out.write((",".join(CSV_HEADER) + "\n").encode("utf-8"))
             detail.write((",".join(CSV_HEADER + DETAIL_EXTRA_HEADER) + "\n").encode("utf-8"))
-            for line in heapq.merge(*streams, key=lambda line: line.split(",", 1)[0]):
-                fields = next(csv.reader([line]))
-                if len(fields) > width + len(DETAIL_EXTRA_HEADER):  # the week strip, for the page
-                    strip = io.StringIO()
-                    csv.writer(strip, lineterminator="\n").writerow([fields[0], fields.pop()])
-                    strips.write(strip.getvalue().encode("utf-8"))
-                summary.add(fields[width:])
-                fields[0] = inert(fields[0])
-                standard, full = io.StringIO(), io.StringIO()
-                csv.writer(standard, lineterminator="\n").writerow(fields[:width])
-                csv.writer(full, lineterminator="\n").writerow(fields)
-                out.write(standard.getvalue().encode("utf-8"))
-                detail.write(full.getvalue().encode("utf-8"))
+            for _, standard, full, strip in heapq.merge(*streams):
+                out.write(standard)
+                detail.write(full)
+                strips.write(strip)
                 rows += 1
             key, detail_key = report_key(job.report_id), detail_report_key(job.report_id)
             for body, name in ((out, key), (detail, detail_key), (strips, strips_key(job.report_id))):
                 body.seek(0)
                 self.aws.s3.upload_fileobj(body, self.settings.bucket, name,
-                                           ExtraArgs={"ContentType": "text/csv"})
+                                           ExtraArgs={"ContentType": "text/csv"}, Config=TRANSFER)
         self.jobs.complete(job.report_id, key, rows, summary=summary.as_dict())
 
     # -- read -------------------------------------------------------------
