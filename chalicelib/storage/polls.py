@@ -242,11 +242,15 @@ class PollRepository:
         for store_id, at, active in polls:  # per row only this: poll_value, inlined
             offset = at % DAY
             by_store_day[(store_id, at - offset)].add(offset * 2 + (1 if active else 0))
+        return self.add_store_days(by_store_day)
+
+    def add_store_days(self, by_store_day: Mapping[tuple[str, int], set[int]]) -> int:
+        """``add_polls`` of polls already grouped: {(store, UTC day start): {poll_value}} (what
+        ingestion's fast path builds as it reads). The sets are not kept past the call."""
         shards = {store_id: shard_of(store_id, self.shards) for store_id, _ in by_store_day}
         groups: dict[tuple[int, int], dict[str, set[int]]] = defaultdict(dict)
         for (store_id, day), values in by_store_day.items():
             groups[(shards[store_id], day)][store_id] = values
-        del by_store_day
         made = 0
         stores_by_shard: dict[int, set[str]] = defaultdict(set)
         for (shard, day), by_store in sorted(groups.items()):
