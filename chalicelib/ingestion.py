@@ -39,6 +39,8 @@ ACCEPT_ANY_GAP = 10**12
 REJECTION_SAMPLE = 20
 
 ProgressCallback = Callable[[int, int], None]  # (rows read, rows accepted)
+#: A status file's progress is reported every this many rows read.
+PROGRESS_EVERY = 50_000
 
 
 class FileRejected(Exception):
@@ -376,10 +378,10 @@ class StatusFeed(Feed):
         self.checkpoint()
 
     def checkpoint(self) -> None:
-        """After each row: write a full batch; show progress every 50,000 rows read."""
+        """After each row: write a full batch; show progress every ``PROGRESS_EVERY`` rows read."""
         if self.batch_rows() >= self.settings.ingest_batch_rows:
             self.write_batch()
-        if self.progress and self.read % 50_000 == 0:
+        if self.progress and self.read % PROGRESS_EVERY == 0:
             self.progress(self.read, self.result.rows_accepted + self.batch_rows())
 
     def ingest(self, lines: Iterator[Line]) -> None:
@@ -401,7 +403,7 @@ class StatusFeed(Feed):
         fill sooner (a row adds at most one poll), nor progress be due."""
         due = self.read + max(1, self.settings.ingest_batch_rows - self.grouped_rows)
         if self.progress:
-            due = min(due, (self.read // 50_000 + 1) * 50_000)
+            due = min(due, (self.read // PROGRESS_EVERY + 1) * PROGRESS_EVERY)
         return due
 
     def _ingest_fast(self, numbered: Iterator[tuple[int, bytes]]) -> None:
