@@ -243,6 +243,31 @@ def test_the_same_file_ingested_twice_changes_nothing(aws, monkeypatch, tmp_path
     assert _snapshot() == once
 
 
+def test_the_status_fast_path_stores_the_same_bytes_as_the_general_path(aws, monkeypatch):
+    """Storage of one drop read both ways (chalicelib/ingestion.py ``FAST_STATUS``): the same
+    items, byte for byte, and the same record; tests/unit/test_fast_status_path.py pins the rest."""
+    from chalicelib import ingestion
+
+    frozen = time.time()
+    monkeypatch.setattr(polls_module, "time", types.SimpleNamespace(time=lambda: frozen))
+    rows = fixtures.status_rows() + many_status_rows(700)
+    rows[5][2] = rows[5][2].replace(" UTC", "UTC")  # the general path's forms, in between
+    rows[9][0] = " " + rows[9][0]
+    rows[11][1] = "nope"
+    rows += rows[40:90] + [[row[0], "inactive" if row[1] == "active" else "active", row[2]]
+                           for row in rows[60:70]]
+    data = csv_bytes(STATUS_HEADER, rows)
+    outcomes = []
+    for fast in (False, True):
+        fresh_account()
+        monkeypatch.setattr(ingestion, "FAST_STATUS", fast)
+        record = drop("incoming/status/mixed.csv", data)
+        outcomes.append((_snapshot(), record.rows_accepted, record.rows_rejected, record.counts,
+                         record.write_units, rejection_report("incoming/status/mixed.csv")))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][2] == 1 and outcomes[1][3]["duplicates"] and outcomes[1][3]["conflicts"]
+
+
 def test_a_poll_in_two_drops_counts_once(aws):
     rows = fixtures.status_rows()
     drop("incoming/status/first.csv", csv_bytes(STATUS_HEADER, rows[:200]))
