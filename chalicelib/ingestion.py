@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Iterable, Iterator, Optional
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from chalicelib.core import parsing
 from chalicelib.core.parsing import InvalidField
@@ -39,6 +39,8 @@ ACCEPT_ANY_GAP = 10**12
 REJECTION_SAMPLE = 20
 
 ProgressCallback = Callable[[int, int], None]  # (rows read, rows accepted)
+#: A status file's progress is reported every this many rows read.
+PROGRESS_EVERY = 50_000
 
 
 class FileRejected(Exception):
@@ -94,6 +96,15 @@ def _count_repeats(batch: list[StorePoll], result: IngestResult) -> None:
         elif before:
             count(result, "conflicts")
         seen[key] = before | bit
+
+
+def _count_grouped_repeats(grouped: Mapping[tuple[str, int], set[int]], rows: int,
+                           result: IngestResult) -> None:
+    """``_count_repeats`` of a grouped batch of ``rows`` rows: a row is a duplicate when its
+    (store, second, status) is already in; a second with both statuses is one conflict."""
+    count(result, "duplicates", rows - sum(map(len, grouped.values())))
+    count(result, "conflicts", sum(len(values) - len({value >> 1 for value in values})
+                                   for values in grouped.values()))
 
 
 class RejectionLog:
@@ -156,31 +167,36 @@ class Line:
         return ",".join(self.fields)
 
 
-def _decoded_lines(lines: Iterable[bytes]) -> Iterator[Line]:
-    """Each non-blank line. Before the header, a line that is not text rejects the file
-    (nothing is written yet); after it, such a line carries its ``problem``."""
-    header_seen = False
-    for number, raw in enumerate(lines, start=1):
-        reason = None
-        if b"\x00" in raw:
-            reason, raw = "holds a NUL byte", raw.replace(b"\x00", b"")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            reason, text = reason or "is not valid UTF-8", raw.decode("utf-8", "replace")
-        if number == 1:
-            text = text.lstrip("\ufeff")
-        text = text.rstrip("\r\n")
-        if not text.strip() and not reason:
-            continue
-        try:
-            fields = parsing.csv_fields(text)
-        except csv.Error as error:  # e.g. a field longer than the csv module's limit
-            reason, fields = reason or f"cannot be read as CSV ({error})", text.split(",")
-        if reason and not header_seen:
-            raise FileRejected(f"line {number} {reason}: this is not a CSV text file")
-        header_seen = True
-        yield Line(number, fields, f"line {reason}" if reason else None)
+def _decoded_line(number: int, raw: bytes, header_seen: bool) -> Optional[Line]:
+    """Line ``number`` read as text; None if blank. Before the header, a line that is not text
+    rejects the file (nothing is written yet); after it, such a line carries its ``problem``."""
+    reason = None
+    if b"\x00" in raw:
+        reason, raw = "holds a NUL byte", raw.replace(b"\x00", b"")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        reason, text = reason or "is not valid UTF-8", raw.decode("utf-8", "replace")
+    if number == 1:
+        text = text.lstrip("\ufeff")
+    text = text.rstrip("\r\n")
+    if not text.strip() and not reason:
+        return None
+    try:
+        fields = parsing.csv_fields(text)
+    except csv.Error as error:  # e.g. a field longer than the csv module's limit
+        reason, fields = reason or f"cannot be read as CSV ({error})", text.split(",")
+    if reason and not header_seen:
+        raise FileRejected(f"line {number} {reason}: this is not a CSV text file")
+    return Line(number, fields, f"line {reason}" if reason else None)
+
+
+def _decoded_lines(numbered: Iterable[tuple[int, bytes]]) -> Iterator[Line]:
+    """Each non-blank line after the header (``_decoded_line``)."""
+    for number, raw in numbered:
+        line = _decoded_line(number, raw, header_seen=True)
+        if line is not None:
+            yield line
 
 
 def ingest_lines(
@@ -198,8 +214,12 @@ def ingest_lines(
     when the file as a whole is unusable. ``tables``: by default ``settings``' own.
     ``accept_strays``: take polls far beyond the data too (an operator who knows the drop is
     genuine: a small fleet after a long pause); "now" then moves to them."""
-    decoded = _decoded_lines(lines)
-    first = next(decoded, None)
+    numbered = enumerate(lines, start=1)
+    first = None
+    for number, raw in numbered:
+        first = _decoded_line(number, raw, header_seen=False)
+        if first is not None:
+            break
     if first is None:
         raise FileRejected("the file is empty: no header row")
     header = Header.parse(first.fields)
@@ -208,7 +228,7 @@ def ingest_lines(
                            f"{header.kind!r}")
     feed = FEEDS[header.kind](settings, tables or Tables.from_settings(settings), header,
                               rejection_log or RejectionLog(), progress, wall_clock, accept_strays)
-    feed.ingest(decoded)
+    feed.ingest_numbered(numbered)
     return feed.result
 
 
@@ -245,10 +265,36 @@ class Feed:
     def ingest(self, lines: Iterator[Line]) -> None:
         raise NotImplementedError
 
+    def ingest_numbered(self, numbered: Iterator[tuple[int, bytes]]) -> None:
+        """The lines after the header, as (line number, raw bytes)."""
+        self.ingest(_decoded_lines(numbered))
+
+
+#: Read the usual status row by ``parsing.CANONICAL_STATUS_LINE`` (False: every row the general way;
+#: tests compare the two).
+FAST_STATUS = True
+_CANONICAL_STATUS_COLUMNS = {"store_id": 0, "status": 1, "timestamp_utc": 2}
+
+
+class _Memo(dict[Any, Any]):
+    """A dict that computes a missing key's value once: the fast path's per-row lookups."""
+
+    def __init__(self, compute: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key: Any) -> Any:
+        value = self[key] = self.compute(key)
+        return value
+
 
 @dataclass
 class StatusFeed(Feed):
-    """Polls: streamed in batches of ``ingest_batch_rows``, strays held back, "now" moved last."""
+    """Polls: streamed in batches of ``ingest_batch_rows``, strays held back, "now" moved last.
+
+    Two ways to hold a batch, with the same results: a list of ``StorePoll`` (the general
+    path, one row at a time) or, on the fast path, the polls grouped as the storage writes
+    them, {(store, UTC day): {poll_value}}, filled straight from the bytes of each usual row."""
 
     repository: PollRepository = field(init=False)
     state: DatasetStateRepository = field(init=False)
@@ -256,6 +302,9 @@ class StatusFeed(Feed):
     limit: int = field(init=False)
     guard: StrayGuard[tuple[Line, StorePoll]] = field(init=False)
     batch: list[StorePoll] = field(default_factory=list, init=False)
+    #: The fast path's batch, and how many rows it holds (duplicates too).
+    grouped: Optional[defaultdict[tuple[str, int], set[int]]] = field(default=None, init=False)
+    grouped_rows: int = field(default=0, init=False)
     latest: Optional[int] = field(default=None, init=False)
     stores: set[str] = field(default_factory=set, init=False)
     read: int = field(default=0, init=False)
@@ -279,33 +328,128 @@ class StatusFeed(Feed):
         return poll
 
     def accept(self, poll: StorePoll) -> None:
+        if self.grouped is not None:
+            offset = poll.at % DAY
+            self.grouped[(poll.store_id, poll.at - offset)].add(offset * 2 + (1 if poll.active else 0))
+            self.grouped_rows += 1
+            return
         self.batch.append(poll)
         self.stores.add(poll.store_id)
         if self.latest is None or poll.at > self.latest:
             self.latest = poll.at
 
-    def write_batch(self) -> None:
-        _count_repeats(self.batch, self.result)
-        self.repository.add_polls(self.batch)
-        self.result.rows_accepted += len(self.batch)
-        self.batch = []
+    def batch_rows(self) -> int:
+        return len(self.batch) if self.grouped is None else self.grouped_rows
 
-    def ingest(self, lines: Iterator[Line]) -> None:
-        for line in lines:
-            self.read += 1
-            try:
-                poll = self.parse(line)
-            except InvalidField as error:
-                self.reject(line.number, str(error), line.raw)
-                continue
+    def write_batch(self) -> None:
+        if self.grouped is None:
+            _count_repeats(self.batch, self.result)
+            self.repository.add_polls(self.batch)
+            self.result.rows_accepted += len(self.batch)
+            self.batch = []
+            return
+        self._fold_grouped()
+        _count_grouped_repeats(self.grouped, self.grouped_rows, self.result)
+        self.repository.add_store_days(self.grouped)
+        self.result.rows_accepted += self.grouped_rows
+        self.grouped.clear()  # in place: the fast loop holds it
+        self.grouped_rows = 0
+
+    def _fold_grouped(self) -> None:
+        """``stores`` and ``latest`` of the grouped batch (per store-day, not per row)."""
+        if not self.grouped:
+            return
+        self.stores.update(store for store, _ in self.grouped)
+        last = max(day + (max(values) >> 1) for (_, day), values in self.grouped.items())
+        if self.latest is None or last > self.latest:
+            self.latest = last
+
+    def take(self, line: Line) -> None:
+        """One row the general way: parsed or rejected, past the stray guard, into the batch."""
+        self.read += 1
+        try:
+            poll = self.parse(line)
+        except InvalidField as error:
+            self.reject(line.number, str(error), line.raw)
+        else:
             held = self.guard.add(poll.at, (line, poll))
             if held is not None:
                 self.accept(held[1])
-            if len(self.batch) >= self.settings.ingest_batch_rows:
-                self.write_batch()
-            if self.progress and self.read % 50_000 == 0:
-                self.progress(self.read, self.result.rows_accepted + len(self.batch))
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """After each row: write a full batch; show progress every ``PROGRESS_EVERY`` rows read."""
+        if self.batch_rows() >= self.settings.ingest_batch_rows:
+            self.write_batch()
+        if self.progress and self.read % PROGRESS_EVERY == 0:
+            self.progress(self.read, self.result.rows_accepted + self.batch_rows())
+
+    def ingest(self, lines: Iterator[Line]) -> None:
+        for line in lines:
+            self.take(line)
         self.finish()
+
+    def ingest_numbered(self, numbered: Iterator[tuple[int, bytes]]) -> None:
+        if not (FAST_STATUS and self.header.columns == _CANONICAL_STATUS_COLUMNS and self.header.width == 3
+                and csv.field_size_limit() >= 1024):
+            super().ingest_numbered(numbered)
+            return
+        self.grouped = defaultdict(set)
+        self._ingest_fast(numbered)
+        self.finish()
+
+    def _next_check(self) -> int:
+        """The ``read`` count at which the fast loop must next ``checkpoint``: a batch cannot
+        fill sooner (a row adds at most one poll), nor progress be due."""
+        due = self.read + max(1, self.settings.ingest_batch_rows - self.grouped_rows)
+        if self.progress:
+            due = min(due, (self.read // PROGRESS_EVERY + 1) * PROGRESS_EVERY)
+        return due
+
+    def _ingest_fast(self, numbered: Iterator[tuple[int, bytes]]) -> None:
+        """The lines after the header: a usual row (``parsing.CANONICAL_STATUS_LINE``) whose poll
+        the stray guard would release at once goes straight into the grouped batch; any other
+        line goes the general way (``take``), so its rejection, if any, is the general one."""
+        assert self.grouped is not None
+        match, grouped = parsing.CANONICAL_STATUS_LINE.match, self.grouped
+        guard, limit = self.guard, self.limit
+        stores, minutes = _Memo(parsing.store_id_bytes), _Memo(parsing.utc_minute_bytes)
+        floor, read, rows, due = guard.floor, self.read, self.grouped_rows, self._next_check()
+        for number, raw in numbered:
+            found = match(raw)
+            if found is not None:
+                store, status, _, minute, second = found.groups()
+                at_minute, day = minutes[minute]
+                at = at_minute + int(second)
+                if at <= limit:
+                    read += 1
+                    if at < floor:
+                        grouped[(stores[store], day)].add((at - day) * 2 + (status == b"active"))
+                        rows += 1
+                    else:
+                        self.read, self.grouped_rows = read, rows
+                        self._hold(number, raw, StorePoll(stores[store], at, status == b"active"))
+                        floor, rows = guard.floor, self.grouped_rows
+                    if read >= due:
+                        self.read, self.grouped_rows = read, rows
+                        self.checkpoint()
+                        rows, due = self.grouped_rows, self._next_check()
+                    continue
+            self.read, self.grouped_rows = read, rows
+            line = _decoded_line(number, raw, header_seen=True)
+            if line is not None:
+                self.take(line)
+            floor, read, rows, due = guard.floor, self.read, self.grouped_rows, self._next_check()
+        self.read, self.grouped_rows = read, rows
+        self._fold_grouped()
+        guard.note_released(self.latest)  # every poll accepted so far was released by the guard
+
+    def _hold(self, number: int, raw: bytes, poll: StorePoll) -> None:
+        """A usual row the stray guard may keep (one of the latest so far): as ``take`` does."""
+        line = Line(number, raw.rstrip(b"\r\n").decode("ascii").split(","))
+        held = self.guard.add(poll.at, (line, poll))
+        if held is not None:
+            self.accept(held[1])
 
     def finish(self) -> None:
         accepted, strays = self.guard.finish()
@@ -314,7 +458,7 @@ class StatusFeed(Feed):
         for (line, poll), trusted in strays:
             stamp = line.fields[self.column("timestamp_utc")]
             self.reject(line.number, _stray_reason(stamp, poll.at - trusted), line.raw)
-        if self.batch:
+        if self.batch_rows():
             self.write_batch()
         if self.progress:
             self.progress(self.read, self.result.rows_accepted)
@@ -324,6 +468,8 @@ class StatusFeed(Feed):
             self.state.advance_latest_poll(self.latest)
         self.result.latest_poll_at = self.latest
         self.result.stores = len(self.stores)
+        self.result.counts = {name: self.result.counts[name] for name in COUNT_NAMES
+                              if name in self.result.counts}
 
 
 def _days(seconds: int) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import calendar
 import csv
+import re
 from functools import lru_cache
 
 import pytz
@@ -235,3 +236,35 @@ def parse_store_id(text: str) -> str:
         bad = next(c for c in value if c in STORE_ID_FORBIDDEN)
         raise InvalidField(f"store_id {value[:40]!r} holds the separator {bad!r}")
     return value
+
+
+#: A status row exactly as the poller writes it, as raw bytes: ``store,active|inactive,YYYY-MM-DD
+#: HH:MM:SS.ffffff UTC`` and line-break characters. Groups: store id, status, the timestamp, its
+#: ``YYYY-MM-DD HH:MM`` and its seconds. The store id is 1-128 printable ASCII characters other than
+#: space and ``STORE_ID_FORBIDDEN``. For a line it matches, the general reading (decode, ``csv_fields``,
+#: ``parse_store_id``, ``parse_status``, ``parse_poll_timestamp``) gives the store id as decoded,
+#: the status as spelled and ``utc_minute_bytes(minute) + int(seconds)``, or rejects the row where
+#: that minute is no real one: ingestion reads the bulk of a file with it and every other line the
+#: general way (tests/unit/test_fast_status_path.py holds the two to the same results).
+CANONICAL_STATUS_LINE = re.compile(
+    rb"([\x21\x23-\x2b\x2d-\x7b\x7d\x7e]{1,128}),(active|inactive),"
+    rb"((\d{4}-\d\d-\d\d[ T]\d\d:\d\d):([0-5]\d)\.\d{6} UTC)[\r\n]*\Z")
+assert STORE_ID_MAX_LENGTH == 128 and STORE_ID_FORBIDDEN == frozenset(',"|')  # the class above spells both
+
+#: What ``utc_minute_bytes`` gives for a minute that is no real one: later than any clock.
+NOT_A_MINUTE = (1 << 62, 0)
+
+
+def utc_minute_bytes(text: bytes) -> tuple[int, int]:
+    """(epoch seconds, its UTC day's midnight) of ``YYYY-MM-DD HH:MM`` as ASCII bytes;
+    ``NOT_A_MINUTE`` if it is no real minute (so a caller's "too late" check sends it on
+    to the general reading, which rejects it with its reason)."""
+    minute = _utc_minute(text.decode("ascii"))
+    if minute is None:
+        return NOT_A_MINUTE
+    return minute, minute - minute % SECONDS_PER_DAY
+
+
+def store_id_bytes(text: bytes) -> str:
+    """``parse_store_id`` of an id ``CANONICAL_STATUS_LINE`` matched (ASCII, so always valid)."""
+    return parse_store_id(text.decode("ascii"))

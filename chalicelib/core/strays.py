@@ -63,6 +63,19 @@ class StrayGuard(Generic[T]):
             self._released_max = released_at
         return released
 
+    @property
+    def floor(self) -> float:
+        """``add`` releases a poll earlier than this at once, untouched. A hot loop may release
+        such polls itself, without calling ``add``, and then tell ``note_released`` the latest
+        of them before ``finish``. Changes only through ``add``."""
+        latest = self._latest
+        return latest[0][0] if len(latest) >= self.min_rows else float("-inf")
+
+    def note_released(self, at: Optional[int]) -> None:
+        """Polls up to ``at`` were released by the caller (see ``floor``)."""
+        if at is not None and (self._released_max is None or at > self._released_max):
+            self._released_max = at
+
     def finish(self) -> tuple[list[T], list[tuple[T, int]]]:
         """(accepted items, [(stray item, the latest trusted instant before it)])."""
         held = sorted(self._latest)

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -67,6 +67,13 @@ def _writer_pool() -> ThreadPoolExecutor:
     """Long-lived: PynamoDB keeps a botocore client per thread, so fresh threads per
     batch would build fresh clients (~0.1 s CPU each) every batch."""
     return ThreadPoolExecutor(WRITE_CONCURRENCY, thread_name_prefix="poll-writer")
+
+
+@lru_cache(maxsize=1)
+def _flush_thread() -> ThreadPoolExecutor:
+    """One thread that sends a flush's writes while ingestion reads on (it waits on the writer
+    pool, so it cannot be one of that pool's threads)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="poll-flush")
 
 
 class StorePoll(NamedTuple):
@@ -224,6 +231,7 @@ class PollRepository:
         self._new_stores: dict[int, set[str]] = defaultdict(set)
         self._pending: dict[tuple[int, int], list[bytes]] = defaultdict(list)
         self._pending_bytes = 0
+        self._writing: Optional[Future[None]] = None
 
     @classmethod
     def from_settings(cls, settings: Settings, tables: Tables) -> "PollRepository":
@@ -242,11 +250,15 @@ class PollRepository:
         for store_id, at, active in polls:  # per row only this: poll_value, inlined
             offset = at % DAY
             by_store_day[(store_id, at - offset)].add(offset * 2 + (1 if active else 0))
+        return self.add_store_days(by_store_day)
+
+    def add_store_days(self, by_store_day: Mapping[tuple[str, int], set[int]]) -> int:
+        """``add_polls`` of polls already grouped: {(store, UTC day start): {poll_value}} (what
+        ingestion's fast path builds as it reads). The sets are not kept past the call."""
         shards = {store_id: shard_of(store_id, self.shards) for store_id, _ in by_store_day}
         groups: dict[tuple[int, int], dict[str, set[int]]] = defaultdict(dict)
         for (store_id, day), values in by_store_day.items():
             groups[(shards[store_id], day)][store_id] = values
-        del by_store_day
         made = 0
         stores_by_shard: dict[int, set[str]] = defaultdict(set)
         for (shard, day), by_store in sorted(groups.items()):
@@ -258,7 +270,7 @@ class PollRepository:
             made += len(blobs)
         self._note_stores(stores_by_shard)
         if self._pending_bytes >= self.pending_limit:
-            self.flush()
+            self.flush(wait=False)
         return made
 
     def _note_stores(self, stores_by_shard: Mapping[int, set[str]]) -> None:
@@ -272,9 +284,11 @@ class PollRepository:
                 self._new_stores[shard].update(new)
                 self._known_stores[shard].update(new)
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> None:
         """Write what is held: blocks first (batched), then their directories, so a reader
-        never meets a name without its block."""
+        never meets a name without its block. ``wait=False`` (a drop's reading goes on): the
+        writes are sent by a background thread, one flush at a time, and the next ``flush``
+        or ``finish`` waits for them (and raises what they raised)."""
         now = int(time.time())
         segments: list[tuple[str, list[bytes], Optional[datetime]]] = []
         for (shard, day), blobs in sorted(self._pending.items()):
@@ -289,6 +303,18 @@ class PollRepository:
         self._pending.clear()
         self._new_stores.clear()
         self._pending_bytes = 0
+        self._await_writes()
+        if wait:
+            self._write_segments(segments)
+        else:
+            self._writing = _flush_thread().submit(self._write_segments, segments)
+
+    def _await_writes(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def _write_segments(self, segments: Sequence[tuple[str, list[bytes], Optional[datetime]]]) -> None:
         self._put_blocks([(key, blob, expires) for key, blobs, expires in segments for blob in blobs])
         list(_writer_pool().map(lambda segment: self._add_to_directory(*segment), segments))
 

@@ -157,17 +157,17 @@ def test_failed_ingestion_is_retried_by_the_next_delivery(aws, monkeypatch):
     etag = put(key, dataset_bytes()["status"])
     queued_ingest_messages()
     event = sqs_event(s3_notification(key, etag))
-    original = PollRepository.add_polls
+    original = PollRepository.add_store_days  # where every batch of polls is written
 
-    def unavailable(self, polls):
+    def unavailable(self, by_store_day):
         raise RuntimeError("table unavailable")
 
-    monkeypatch.setattr(PollRepository, "add_polls", unavailable)
+    monkeypatch.setattr(PollRepository, "add_store_days", unavailable)
     with pytest.raises(RuntimeError):  # raise, so SQS redelivers
         app_module.ingest_csv_drop(event, None)
     record = IngestionRepository().get(f"s3://{settings.bucket}/{key}#{etag}")
     assert record.status == "Failed" and "table unavailable" in record.error
-    monkeypatch.setattr(PollRepository, "add_polls", original)
+    monkeypatch.setattr(PollRepository, "add_store_days", original)
     app_module.ingest_csv_drop(event, None)
     record = IngestionRepository().get(record.ingestion_id)
     assert record.status == "Complete" and record.error is None
@@ -188,14 +188,13 @@ def test_polls_are_read_as_a_stream_and_written_in_batches(aws, monkeypatch):
             yield line
 
     batches: list[tuple[int, int]] = []
-    original = PollRepository.add_polls
+    original = PollRepository.add_store_days  # where both ways of reading rows write a batch
 
-    def spy(self, polls):
-        polls = list(polls)
-        batches.append((len(polls), consumed))
-        return original(self, polls)
+    def spy(self, by_store_day):
+        batches.append((sum(map(len, by_store_day.values())), consumed))  # the rows are all distinct
+        return original(self, by_store_day)
 
-    monkeypatch.setattr(PollRepository, "add_polls", spy)
+    monkeypatch.setattr(PollRepository, "add_store_days", spy)
     record, result = ingest_source(lines(), "test://stream", "test://stream#1", settings)
     assert record.status == "Complete" and result.rows_accepted == 2500
     assert [size for size, _ in batches] == [1000, 1000, 500]
@@ -242,6 +241,31 @@ def test_the_same_file_ingested_twice_changes_nothing(aws, monkeypatch, tmp_path
         assert ingest_file(path, expected_kind=kind, quiet=True).status == "Complete"
     assert len(IngestionRepository().recent(100)) == 9
     assert _snapshot() == once
+
+
+def test_the_status_fast_path_stores_the_same_bytes_as_the_general_path(aws, monkeypatch):
+    """Storage of one drop read both ways (chalicelib/ingestion.py ``FAST_STATUS``): the same
+    items, byte for byte, and the same record; tests/unit/test_fast_status_path.py pins the rest."""
+    from chalicelib import ingestion
+
+    frozen = time.time()
+    monkeypatch.setattr(polls_module, "time", types.SimpleNamespace(time=lambda: frozen))
+    rows = fixtures.status_rows() + many_status_rows(700)
+    rows[5][2] = rows[5][2].replace(" UTC", "UTC")  # the general path's forms, in between
+    rows[9][0] = " " + rows[9][0]
+    rows[11][1] = "nope"
+    rows += rows[40:90] + [[row[0], "inactive" if row[1] == "active" else "active", row[2]]
+                           for row in rows[60:70]]
+    data = csv_bytes(STATUS_HEADER, rows)
+    outcomes = []
+    for fast in (False, True):
+        fresh_account()
+        monkeypatch.setattr(ingestion, "FAST_STATUS", fast)
+        record = drop("incoming/status/mixed.csv", data)
+        outcomes.append((_snapshot(), record.rows_accepted, record.rows_rejected, record.counts,
+                         record.write_units, rejection_report("incoming/status/mixed.csv")))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][2] == 1 and outcomes[1][3]["duplicates"] and outcomes[1][3]["conflicts"]
 
 
 def test_a_poll_in_two_drops_counts_once(aws):
@@ -357,8 +381,7 @@ def test_future_tolerance_is_five_minutes():
             for offset in (-60, FUTURE_TOLERANCE - 1, FUTURE_TOLERANCE, FUTURE_TOLERANCE + 1, 3600)]
     rejected = []
     with pytest.MonkeyPatch.context() as patch:
-        written = []
-        patch.setattr(PollRepository, "add_polls", lambda self, polls: written.extend(polls))
+        patch.setattr(PollRepository, "add_store_days", lambda self, by_store_day: 0)
         patch.setattr("chalicelib.ingestion.DatasetStateRepository",
                       lambda *model: types.SimpleNamespace(advance_latest_poll=lambda at: None,
                                                     latest_poll_at=lambda: None))

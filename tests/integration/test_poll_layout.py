@@ -11,6 +11,7 @@ import random
 from collections import defaultdict
 from datetime import timedelta
 
+import pytest
 
 from chalicelib.ingestion import ingest_lines
 from chalicelib.settings import Settings
@@ -144,6 +145,21 @@ def test_a_writer_that_flushes_every_batch_reads_back_the_same(aws):
     for store, wanted in expected.items():
         read = small.read_shard(shard_of(store, settings.poll_shards), at - DAY, at + 3 * DAY)
         assert read.polls_by_store[store] == wanted
+
+
+def test_a_background_flush_that_fails_fails_the_drop(aws, monkeypatch):
+    """A flush forced by the pending limit is written while the drop reads on; its error is
+    raised by the next flush or ``finish``, so the drop fails (and SQS retries it)."""
+    at = int(fixtures.NOW.timestamp()) - 2 * DAY
+    small = PollRepository(settings.poll_shards, settings.retention_days, 600, pending_limit=1)
+
+    def unavailable(self, blocks, parallel=True):
+        raise RuntimeError("table unavailable")
+
+    monkeypatch.setattr(PollRepository, "_put_blocks", unavailable)
+    small.add_polls([StorePoll("store", at, True)])  # sent in the background: no error yet
+    with pytest.raises(RuntimeError, match="table unavailable"):
+        small.finish(at)
 
 
 # -- schedules and zones ----------------------------------------------------------------------------
