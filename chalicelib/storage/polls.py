@@ -17,6 +17,7 @@ Why this shape (docs/ARCHITECTURE.md has the numbers):
 """
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
+from chalicelib.core.interpolation import PollColumns
 from chalicelib.core.units import DAY, HOUR
 from chalicelib.settings import Settings
 from chalicelib.storage.blocks import (
@@ -158,11 +160,13 @@ class _Directory:
         return [block_key(self.key, content) for content in sorted(self.base | self.segments)]
 
 
-class StorePolls(Mapping[str, list[tuple[int, bool]]]):
-    """Per store, its sorted unique ``(at, active)`` polls, decoded only when asked for.
+class StorePolls(Mapping[str, PollColumns]):
+    """Per store, its sorted ``(at, active)`` polls, decoded only when asked for.
 
-    Holds the shard's blocks as compact integer arrays; a store's list of tuples
-    is built on access, so a part's memory stays proportional to the packed data.
+    Holds the shard's blocks as compact integer arrays; a store's polls are built on
+    access as two lists (``PollColumns``: no tuple per poll), so a part's memory stays
+    proportional to the packed data. Values are unique, so instants are too unless a
+    store was seen both active and inactive at one second (``canonical_polls`` decides).
     """
 
     def __init__(self, start: int, end: int) -> None:
@@ -174,12 +178,13 @@ class StorePolls(Mapping[str, list[tuple[int, bool]]]):
             if values:
                 self._pieces[store].append((day_start, values))
 
-    def __getitem__(self, store: str) -> list[tuple[int, bool]]:
+    def __getitem__(self, store: str) -> PollColumns:
         pieces = self._pieces.get(store)
         if not pieces:
             raise KeyError(store)
         pieces.sort(key=lambda piece: piece[0])
-        polls: list[tuple[int, bool]] = []
+        times: list[int] = []
+        actives: list[bool] = []
         index = 0
         while index < len(pieces):
             day_start, values = pieces[index]
@@ -187,13 +192,15 @@ class StorePolls(Mapping[str, list[tuple[int, bool]]]):
             while index + 1 < len(pieces) and pieces[index + 1][0] == day_start:
                 index += 1
                 same_day.append(pieces[index][1])
-            merged: Iterable[int] = values if len(same_day) == 1 else sorted(set().union(*same_day))
-            polls.extend((day_start + (value >> 1), (value & 1) == 1) for value in merged)
+            merged: Sequence[int] = values if len(same_day) == 1 else sorted(set().union(*same_day))
+            times += [day_start + (value >> 1) for value in merged]
+            actives += [value & 1 == 1 for value in merged]
             index += 1
         start, end = self._start, self._end
-        if polls and (polls[0][0] < start or polls[-1][0] > end):
-            polls = [poll for poll in polls if start <= poll[0] <= end]
-        return polls
+        if times and (times[0] < start or times[-1] > end):
+            lo, hi = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
+            times, actives = times[lo:hi], actives[lo:hi]
+        return PollColumns(times, actives)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._pieces)
@@ -206,7 +213,7 @@ class StorePolls(Mapping[str, list[tuple[int, bool]]]):
 class ShardPolls:
     """Everything a report needs to know about one shard's polls."""
 
-    polls_by_store: Mapping[str, list[tuple[int, bool]]]  # (at, active), sorted, unique
+    polls_by_store: Mapping[str, PollColumns]  # (at, active), sorted
     roster: set[str]
     #: Blocks listed but unreadable (corrupt or missing): set aside and logged, never fatal.
     skipped_blocks: list[str] = field(default_factory=list)

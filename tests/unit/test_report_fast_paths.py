@@ -18,8 +18,12 @@ from chalicelib.core.interpolation import (
     MarkovBridgeEstimate,
     NearestThenMarkovEstimate,
     Poll,
+    PollColumns,
     fading_silence,
+    fleet_up_share,
     paced_silence,
+    poll_weight,
+    poll_weights,
 )
 from chalicelib.core.outages import HOUR, WEEK, _seconds_per_hour
 from chalicelib.core.parsing import (
@@ -28,9 +32,19 @@ from chalicelib.core.parsing import (
     csv_fields,
     parse_poll_timestamp,
 )
-from chalicelib.core.report import READ_RANGE, _near_spans, _overlap_seconds, store_evidence
-from chalicelib.core.schedule import clip_spans, merge_spans, total_seconds
-from tests.unit.test_core_properties import END_2030, START_2020, poll_lists
+from chalicelib.core.report import (
+    READ_RANGE,
+    _near_spans,
+    _overlap_seconds,
+    default_rule,
+    detail_row,
+    store_evidence,
+)
+from chalicelib.core.schedule import WeeklySchedule, clip_spans, merge_spans, total_seconds
+from chalicelib.core.units import DAY
+from chalicelib.storage.blocks import decode_block, encode_block
+from chalicelib.storage.polls import StorePolls, poll_value
+from tests.unit.test_core_properties import END_2030, START_2020, poll_lists, schedule_rows
 
 common = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -193,3 +207,46 @@ def test_csv_fields_are_the_csv_modules():
             assert csv_fields(text) == expected, repr(text)
         except csv.Error:
             assert expected is csv.Error
+
+
+def _stored(store: str, polls: list[tuple[int, bool]], start: int, end: int) -> StorePolls:
+    """``polls`` written as storage writes them (per UTC day, in a block or two) and read back."""
+    by_day: dict[int, set[int]] = {}
+    for at, active in polls:
+        day_start = at - at % DAY
+        by_day.setdefault(day_start, set()).add(poll_value(at, day_start, active))
+    stored = StorePolls(start, end)
+    for day_start, values in by_day.items():
+        ordered = sorted(values)
+        for part in (ordered[: len(ordered) // 3], ordered[len(ordered) // 3:]):  # two blocks a day
+            if part:
+                stored.add_block(day_start, decode_block(encode_block([(store, part)])))
+    return stored
+
+
+@common
+@given(rows=schedule_rows, zone=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
+       now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95))
+def test_stored_columns_give_the_rows_of_plain_tuples(rows, zone, now, offsets, share):
+    """``StorePolls`` hands out ``PollColumns``; every fast path that reads them directly
+    (evidence, weights, gaps, near spans, the fleet share) gives what tuples give."""
+    polls = sorted({(now + offset, active) for offset, active in offsets})
+    start = now - READ_RANGE
+    columns = _stored("s", polls, start, now)["s"] if polls else PollColumns([], [])
+    plain = [poll for poll in polls if start <= poll[0] <= now]
+    assert list(columns) == plain and columns == plain
+    schedule = WeeklySchedule.from_rows(rows)
+    fast, slow = store_evidence(columns, schedule, zone, now), store_evidence(plain, schedule, zone, now)
+    assert fast.business == slow.business and fast.last_poll == slow.last_poll
+    assert list(fast.polls) == list(slow.polls)
+    assert fleet_up_share([fast.polls]) == fleet_up_share([slow.polls])
+    rule = default_rule(now, share)
+    assert detail_row("s", fast, now, rule, strip=True) == detail_row("s", slow, now, rule, strip=True)
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists)
+def test_poll_weights_are_each_polls_weight(now, offsets):
+    times = sorted({now + offset for offset, _ in offsets})
+    read_start = now - READ_RANGE
+    assert poll_weights(times, read_start) == [poll_weight(at, read_start) for at in times]
