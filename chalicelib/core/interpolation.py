@@ -200,8 +200,8 @@ class MarkovBridgeEstimate:
     """
 
     def __init__(self, polls: Sequence[Poll], params: MarkovParameters) -> None:
-        if isinstance(polls, PollColumns):  # float(True) is 1.0: the very floats below
-            self._times, self._states = polls.times, list(map(float, polls.actives))
+        if isinstance(polls, PollColumns):
+            self._times, self._states = polls.times, [1.0 if active else 0.0 for active in polls.actives]
         else:
             self._times = [at for at, _ in polls]
             self._states = [1.0 if active else 0.0 for _, active in polls]
@@ -281,6 +281,12 @@ def markov_bridge(polls: Sequence[Poll], params: MarkovParameters = MarkovParame
     return MarkovBridgeEstimate(polls, params)
 
 
+def _clamp(value: float, length: float) -> float:
+    """``min(length, max(0.0, value))``, picking the very operand the builtins would."""
+    value = value if value > 0.0 else 0.0
+    return value if value < length else length
+
+
 class NearestThenMarkovEstimate(MarkovBridgeEstimate):
     """Nearest poll across short gaps, Markov expectation across long ones.
 
@@ -340,9 +346,12 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if length > 2 * self._hold:
             return super()._bridge(gap, t1, t2)
         middle = length / 2.0
-        before = max(0.0, min(t2, middle) - t1)
-        after = max(0.0, t2 - max(t1, middle))
-        return self._states[gap] * before + self._states[gap + 1] * after
+        # max(0.0, min(t2, middle) - t1) and max(0.0, t2 - max(t1, middle)) spelled out (called
+        # per cut gap and per outage cell): each picks the very operand the builtin would.
+        before = (middle if middle < t2 else t2) - t1
+        after = t2 - (middle if middle > t1 else t1)
+        return (self._states[gap] * (before if before > 0.0 else 0.0)
+                + self._states[gap + 1] * (after if after > 0.0 else 0.0))
 
     def uptime_seconds(self, start: int, end: int) -> float:
         """``MarkovBridgeEstimate.uptime_seconds`` with the same float operations in the same
@@ -352,7 +361,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             return 0.0
         single = self._within_one_term(start, end)
         if single is not None:
-            return min(float(end - start), max(0.0, 0.0 + single))
+            return _clamp(0.0 + single, float(end - start))
         times = self._times
         first, last = times[0], times[-1]
         total = 0.0
@@ -364,7 +373,28 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             total += self._relaxing(self._states[-1], lo - last, hi - last)
         if end > first and start < last:
             total = self._gaps_uptime(total, start, end)
-        return min(float(end - start), max(0.0, total))
+        return _clamp(total, float(end - start))
+
+    def term_uptime(self, start: int, end: int) -> Optional[Callable[[int, int], float]]:
+        """``uptime_seconds`` of spans inside ``[start, end)``, when all of it lies in one gap
+        or one edge (a fractional piece does: outages read it per cell), with the term found
+        once; None otherwise. The same operations as ``uptime_seconds``, so the same floats."""
+        times = self._times
+        first, last = times[0], times[-1]
+        if first <= start and end <= last:
+            gap = bisect.bisect_right(times, start) - 1
+            if end > times[gap + 1]:
+                return None
+            g0, bridge = times[gap], self._bridge
+            return lambda lo, hi: _clamp(0.0 + bridge(gap, lo - g0, hi - g0), float(hi - lo))
+        relaxing = self._relaxing
+        if end <= first:
+            state = self._states[0]
+            return lambda lo, hi: _clamp(0.0 + relaxing(state, first - hi, first - lo), float(hi - lo))
+        if start >= last:
+            state = self._states[-1]
+            return lambda lo, hi: _clamp(0.0 + relaxing(state, lo - last, hi - last), float(hi - lo))
+        return None
 
     def _gaps_uptime(self, total: float, start: int, end: int) -> float:
         """``total`` plus each gap's part of ``[start, end)``, in gap order: the gaps with
@@ -418,7 +448,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             lo, hi, value = runs[index]
             if lo >= end:
                 break
-            lo, hi = max(lo, start), min(hi, end)
+            lo, hi = (start if start > lo else lo), (end if end < hi else hi)  # max, min
             if lo < hi:
                 out.append((lo, hi, value))
             index += 1

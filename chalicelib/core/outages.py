@@ -71,7 +71,8 @@ def _fractional(estimate: UptimeEstimate, start: int, end: int) -> list[tuple[in
     of hours (relaxation 3 h, silence trust 12 h), so only a dip across one half narrower
     than the samples' spacing can be missed."""
     cells = -(-(end - start) // CELL_SECONDS)
-    uptime_seconds = estimate.uptime_seconds
+    term = getattr(estimate, "term_uptime", None)
+    uptime_seconds = (term(start, end) if term is not None else None) or estimate.uptime_seconds
 
     def down(index: int) -> bool:
         lo = start + index * CELL_SECONDS

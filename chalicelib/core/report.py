@@ -121,17 +121,16 @@ def _column_evidence(polls: PollColumns, business: Sequence[Span]) -> PollColumn
     times, actives = polls.times, polls.actives
     if all(actives):
         return polls
-    dropped, span, spans = set(), 0, len(business)
+    kept, span, spans = [True] * len(times), 0, len(business)
     for index in itertools.compress(range(len(times)), map(operator.not_, actives)):
         at = times[index]
         while span < spans and business[span][1] <= at:
             span += 1
         if span == spans or at < business[span][0]:
-            dropped.add(index)
-    if not dropped:
+            kept[index] = False
+    if all(kept):
         return polls
-    kept = [index for index in range(len(times)) if index not in dropped]
-    return PollColumns([times[index] for index in kept], [actives[index] for index in kept])
+    return PollColumns(list(itertools.compress(times, kept)), list(itertools.compress(actives, kept)))
 
 
 def _instant(poll: Poll) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import operator
 import threading
 import time
 from collections import defaultdict
@@ -171,30 +172,52 @@ class StorePolls(Mapping[str, PollColumns]):
 
     def __init__(self, start: int, end: int) -> None:
         self._start, self._end = start, end
-        self._pieces: dict[str, list[tuple[int, Sequence[int]]]] = defaultdict(list)
+        # Per store: (day start, block number, first value, end value) of each block holding it.
+        self._pieces: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+        self._blocks: list[Block] = []
+        self._decoded: dict[int, tuple[list[int], list[bool]]] = {}
 
     def add_block(self, day_start: int, block: Block) -> None:
-        for store, values in block.entries():
-            if values:
-                self._pieces[store].append((day_start, values))
+        number = len(self._blocks)
+        self._blocks.append(block)
+        offsets, pieces = block.offsets, self._pieces
+        for index, store in enumerate(block.stores):
+            lo, hi = offsets[index], offsets[index + 1]
+            if lo < hi:
+                pieces[store].append((day_start, number, lo, hi))
+
+    def _columns(self, day_start: int, number: int) -> tuple[list[int], list[bool]]:
+        """A block's instants and statuses, all its stores' at once (a report reads every
+        store of the shard: one pass per block, then slices, beats a pass per store)."""
+        decoded = self._decoded.get(number)
+        if decoded is None:
+            values = self._blocks[number].values
+            decoded = self._decoded[number] = ([day_start + (value >> 1) for value in values],
+                                               [value & 1 == 1 for value in values])
+        return decoded
 
     def __getitem__(self, store: str) -> PollColumns:
         pieces = self._pieces.get(store)
         if not pieces:
             raise KeyError(store)
-        pieces.sort(key=lambda piece: piece[0])
+        pieces.sort(key=operator.itemgetter(0))  # by day; already so as read_shard adds them
         times: list[int] = []
         actives: list[bool] = []
         index = 0
         while index < len(pieces):
-            day_start, values = pieces[index]
-            same_day = [values]
+            day_start, number, lo, hi = pieces[index]
+            same_day = [pieces[index]]
             while index + 1 < len(pieces) and pieces[index + 1][0] == day_start:
                 index += 1
-                same_day.append(pieces[index][1])
-            merged: Sequence[int] = values if len(same_day) == 1 else sorted(set().union(*same_day))
-            times += [day_start + (value >> 1) for value in merged]
-            actives += [value & 1 == 1 for value in merged]
+                same_day.append(pieces[index])
+            if len(same_day) == 1:
+                day_times, day_actives = self._columns(day_start, number)
+                times += day_times[lo:hi]
+                actives += day_actives[lo:hi]
+            else:  # the day in several blocks (segments not yet compacted): merge their values
+                merged = sorted(set().union(*(self._blocks[n].values[a:b] for _, n, a, b in same_day)))
+                times += [day_start + (value >> 1) for value in merged]
+                actives += [value & 1 == 1 for value in merged]
             index += 1
         start, end = self._start, self._end
         if times and (times[0] < start or times[-1] > end):

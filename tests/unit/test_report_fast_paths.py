@@ -250,3 +250,65 @@ def test_poll_weights_are_each_polls_weight(now, offsets):
     times = sorted({now + offset for offset, _ in offsets})
     read_start = now - READ_RANGE
     assert poll_weights(times, read_start) == [poll_weight(at, read_start) for at in times]
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       seed=st.integers(0, 1000), paced=st.booleans())
+def test_term_uptime_is_uptime_seconds_in_fractional_pieces(now, offsets, share, seed, paced):
+    """Outages read fractional pieces per cell through ``term_uptime``: the same floats."""
+    estimate = _estimate(now, offsets, share, paced)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    rng = random.Random(seed)
+    for lo, hi in _spans_to_try(estimate, now, seed):
+        for start, end, value in estimate.pieces(lo, hi):
+            term = estimate.term_uptime(start, end)
+            assert term is not None or value is not None
+            if term is None:
+                continue
+            cells = [(start, min(end, start + 60)), (max(start, end - 60), end), (start, end)]
+            for _ in range(5):
+                a, b = sorted(rng.randrange(start, end + 1) for _ in range(2))
+                cells.append((a, b + 1) if b < end else (a - 1, b) if a > start else (a, b))
+            for a, b in cells:
+                if start <= a < b <= end:
+                    assert term(a, b) == estimate.uptime_seconds(a, b)
+
+
+def test_clamp_and_spelled_out_min_max_pick_what_the_builtins_pick():
+    from chalicelib.core.interpolation import _clamp
+    values = [-1.5, -0.0, 0.0, 0.25, 1.0, 59.0, 60.0, 60.5, float("inf"), float("-inf"), 3, 0, -2]
+    for value in values:
+        for length in (0.0, 1.0, 60.0, 3600.0):
+            expected = min(length, max(0.0, value))
+            got = _clamp(value, length)
+            assert (got, type(got), str(got)) == (expected, type(expected), str(expected))
+    spans = [(0, 10), (20, 30), (40, 50)]
+    for start in range(-5, 55, 5):
+        for end in range(start, 60, 5):
+            assert clip_spans(spans, start, end) == [(max(lo, start), min(hi, end)) for lo, hi in spans
+                                                     if hi > start and lo < end]
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, seed=st.integers(0, 1000))
+def test_short_gap_bridge_is_its_min_max_expression(now, offsets, seed):
+    estimate = _estimate(now, offsets, 0.8)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    rng = random.Random(seed)
+    times, states = estimate._times, estimate._states
+    for gap in range(len(times) - 1):
+        length = times[gap + 1] - times[gap]
+        if length > 2 * estimate._hold:
+            continue
+        middle = length / 2.0
+        points = [0, length, middle, length // 2, -(-length // 2), rng.randrange(0, length + 1)]
+        for t1 in points:
+            for t2 in points:
+                if t1 <= t2:
+                    expected = (states[gap] * max(0.0, min(t2, middle) - t1)
+                                + states[gap + 1] * max(0.0, t2 - max(t1, middle)))
+                    got = estimate._bridge(gap, t1, t2)
+                    assert (got, type(got)) == (expected, type(expected))
