@@ -318,6 +318,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         self._whole: Optional[list[float]] = None  # _whole_gaps, built on first use
         self._runs: Optional[tuple[list[float], list[Piece]]] = None  # _exact_runs, likewise
         self._shape: Optional[tuple[list[int], list[int]]] = None  # _gap_shape, likewise
+        self._long_gaps: dict[int, Callable[[float, float], float]] = {}  # _long_gap, likewise
 
     def _relaxing(self, state: float, d1: float, d2: float) -> float:
         held = max(0.0, min(d2, self._hold) - d1)
@@ -344,7 +345,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
     def _bridge(self, gap: int, t1: float, t2: float) -> float:
         length = self._times[gap + 1] - self._times[gap]
         if length > 2 * self._hold:
-            return super()._bridge(gap, t1, t2)
+            return self._long_gap(gap)(t1, t2)
         middle = length / 2.0
         # max(0.0, min(t2, middle) - t1) and max(0.0, t2 - max(t1, middle)) spelled out (called
         # per cut gap and per outage cell): each picks the very operand the builtin would.
@@ -352,6 +353,33 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         after = t2 - (middle if middle > t1 else t1)
         return (self._states[gap] * (before if before > 0.0 else 0.0)
                 + self._states[gap + 1] * (after if after > 0.0 else 0.0))
+
+    def _long_gap(self, gap: int) -> Callable[[float, float], float]:
+        """``MarkovBridgeEstimate._bridge`` of one long gap as a function of ``(t1, t2)``, the
+        terms that depend on the gap alone computed once (the very floats: Python multiplies
+        left to right, so ``pi * pi_b * x`` is ``(pi * pi_b) * x``). A long gap is integrated
+        for every window it is cut by and every outage cell read in it."""
+        term = self._long_gaps.get(gap)
+        if term is None:
+            k, pi, exp = self._kappa, self._pi, math.exp
+            a, b = self._states[gap], self._states[gap + 1]
+            length = self._times[gap + 1] - self._times[gap]
+            pi_b = pi if b else 1.0 - pi
+            big_a = a - pi
+            big_b = (1.0 if b else 0.0) - pi_b
+            decay = math.exp(-k * length)
+            same = 1.0 if a == b else 0.0
+            norm = pi_b + (same - pi_b) * decay
+            up, up_b, minus_k = pi * pi_b, pi * big_b, -k
+            a_up_b, a_b_decay = big_a * pi_b, big_a * big_b * decay
+
+            def term(t1: float, t2: float) -> float:
+                return (up * (t2 - t1)
+                        + up_b * (exp(minus_k * (length - t2)) - exp(minus_k * (length - t1))) / k
+                        + a_up_b * (exp(minus_k * t1) - exp(minus_k * t2)) / k
+                        + a_b_decay * (t2 - t1)) / norm
+            self._long_gaps[gap] = term
+        return term
 
     def uptime_seconds(self, start: int, end: int) -> float:
         """``MarkovBridgeEstimate.uptime_seconds`` with the same float operations in the same
@@ -386,6 +414,10 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             if end > times[gap + 1]:
                 return None
             g0, bridge = times[gap], self._bridge
+            own_bridge = type(self)._bridge is NearestThenMarkovEstimate._bridge
+            if own_bridge and times[gap + 1] - g0 > 2 * self._hold:
+                term = self._long_gap(gap)
+                return lambda lo, hi: _clamp(0.0 + term(lo - g0, hi - g0), float(hi - lo))
             return lambda lo, hi: _clamp(0.0 + bridge(gap, lo - g0, hi - g0), float(hi - lo))
         relaxing = self._relaxing
         if end <= first:
@@ -555,8 +587,10 @@ def poll_weight(at: int, read_start: int) -> float:
 def poll_weights(times: Sequence[int], read_start: int) -> list[float]:
     """``poll_weight`` of each of the sorted ``times``: past the ramp every weight is exactly
     1.0, so only the polls of the ramp's day are computed (most of a week's are past it)."""
+    before = bisect.bisect_right(times, read_start)  # weight 0.0 (at read_start: 0 / ramp)
     ramped = bisect.bisect_left(times, read_start + AGE_RAMP_SECONDS)
-    return [poll_weight(at, read_start) for at in times[:ramped]] + [1.0] * (len(times) - ramped)
+    return ([0.0] * before + [(at - read_start) / AGE_RAMP_SECONDS for at in times[before:ramped]]
+            + [1.0] * (len(times) - ramped))
 
 
 def paced_silence(polls: Sequence[Poll], prior_up_share: float, read_start: int, now: int,
