@@ -387,11 +387,17 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         of hourly gaps per store, and calling ``_bridge`` per gap was most of its cost."""
         if end <= start:
             return 0.0
+        times = self._times
+        first, last = times[0], times[-1]
+        if first <= start and end <= last:  # no edge: one gap (``_within_one_term``), or gaps
+            gap = bisect.bisect_right(times, start) - 1
+            g0 = times[gap]
+            if end <= times[gap + 1]:
+                return _clamp(0.0 + self._bridge(gap, start - g0, end - g0), float(end - start))
+            return _clamp(self._gaps_uptime(0.0, start, end, gap), float(end - start))
         single = self._within_one_term(start, end)
         if single is not None:
             return _clamp(0.0 + single, float(end - start))
-        times = self._times
-        first, last = times[0], times[-1]
         total = 0.0
         if start < first:
             lo, hi = start, min(end, first)
@@ -428,12 +434,13 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             return lambda lo, hi: _clamp(0.0 + relaxing(state, lo - last, hi - last), float(hi - lo))
         return None
 
-    def _gaps_uptime(self, total: float, start: int, end: int) -> float:
+    def _gaps_uptime(self, total: float, start: int, end: int, gap: Optional[int] = None) -> float:
         """``total`` plus each gap's part of ``[start, end)``, in gap order: the gaps with
-        ``times[gap] < end`` from the one holding ``start``; the first and the last may be cut,
-        every one between is whole."""
+        ``times[gap] < end`` from the one holding ``start`` (``gap`` when the caller found it);
+        the first and the last may be cut, every one between is whole."""
         times = self._times
-        gap = max(0, bisect.bisect_right(times, start) - 1)
+        if gap is None:
+            gap = max(0, bisect.bisect_right(times, start) - 1)
         stop = min(len(times) - 1, bisect.bisect_left(times, end))
         whole_from = gap if start <= times[gap] else gap + 1
         whole_to = stop if times[stop] <= end else stop - 1

@@ -148,7 +148,9 @@ def _near_spans(polls: Sequence[Poll], hold: int) -> list[Span]:
         return []
     instants = _instants(polls)
     reach = 2 * hold + 1
-    cuts = [index for index in range(1, len(instants)) if instants[index] - instants[index - 1] > reach]
+    # the indices (from 1) whose gap to the poll before is over ``reach``, found at C speed
+    gaps = map(operator.sub, itertools.islice(instants, 1, None), instants)
+    cuts = list(itertools.compress(itertools.count(1), map(reach.__lt__, gaps)))
     return [(instants[a] - hold, instants[b - 1] + hold + 1)
             for a, b in itertools.pairwise([0, *cuts, len(instants)])]
 
