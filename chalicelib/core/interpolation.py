@@ -423,7 +423,13 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             own_bridge = type(self)._bridge is NearestThenMarkovEstimate._bridge
             if own_bridge and times[gap + 1] - g0 > 2 * self._hold:
                 term = self._long_gap(gap)
-                return lambda lo, hi: _clamp(0.0 + term(lo - g0, hi - g0), float(hi - lo))
+
+                def long_gap_cell(lo: int, hi: int) -> float:  # _clamp inlined: one call per cell
+                    value = 0.0 + term(lo - g0, hi - g0)
+                    value = value if value > 0.0 else 0.0
+                    length = float(hi - lo)
+                    return value if value < length else length
+                return long_gap_cell
             return lambda lo, hi: _clamp(0.0 + bridge(gap, lo - g0, hi - g0), float(hi - lo))
         relaxing = self._relaxing
         if end <= first:
@@ -441,11 +447,13 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         times = self._times
         if gap is None:
             gap = max(0, bisect.bisect_right(times, start) - 1)
-        stop = min(len(times) - 1, bisect.bisect_left(times, end))
+        stop, final = bisect.bisect_left(times, end), len(times) - 1
+        stop = final if final < stop else stop  # min(final, stop)
         whole_from = gap if start <= times[gap] else gap + 1
         whole_to = stop if times[stop] <= end else stop - 1
         if gap < whole_from:
-            total += self._bridge(gap, start - times[gap], min(end, times[gap + 1]) - times[gap])
+            g0, g1 = times[gap], times[gap + 1]
+            total += self._bridge(gap, start - g0, (g1 if g1 < end else end) - g0)  # min(end, g1)
         if whole_from < whole_to:
             for value in self._whole_gaps()[whole_from:whole_to]:
                 total += value
@@ -482,8 +490,8 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         Neighbouring exact pieces of one value come merged (``_exact_runs``)."""
         starts, runs = self._exact_runs()
         out: list[Piece] = []
-        index = bisect.bisect_right(starts, start) - 1
-        while index < len(runs):
+        index, count = bisect.bisect_right(starts, start) - 1, len(runs)
+        while index < count:
             lo, hi, value = runs[index]
             if lo >= end:
                 break

@@ -224,7 +224,7 @@ def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:
     totals = [0] * 168
     end = start + WEEK
     for lo, hi in spans:
-        lo, hi = max(lo, start), min(hi, end)
+        lo, hi = (start if start > lo else lo), (end if end < hi else hi)  # max, min
         if lo >= hi:
             continue
         first, last = (lo - start) // HOUR, (hi - 1 - start) // HOUR

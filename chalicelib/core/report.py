@@ -157,13 +157,14 @@ def _near_spans(polls: Sequence[Poll], hold: int) -> list[Span]:
 
 def _overlap_seconds(spans: Sequence[Span], others: Sequence[Span]) -> int:
     """Seconds in both of two lists of sorted disjoint spans (a merge of the two)."""
-    total, j = 0, 0
+    total, j, count = 0, 0, len(others)
     for lo, hi in spans:
-        while j < len(others) and others[j][1] <= lo:
+        while j < count and others[j][1] <= lo:
             j += 1
         k = j
-        while k < len(others) and others[k][0] < hi:
-            total += min(hi, others[k][1]) - max(lo, others[k][0])
+        while k < count and others[k][0] < hi:
+            other_lo, other_hi = others[k]
+            total += (other_hi if other_hi < hi else hi) - (other_lo if other_lo > lo else lo)  # min - max
             k += 1
     return total
 
