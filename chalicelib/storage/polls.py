@@ -18,6 +18,7 @@ Why this shape (docs/ARCHITECTURE.md has the numbers):
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import operator
 import threading
@@ -201,6 +202,9 @@ class StorePolls(Mapping[str, PollColumns]):
         if not pieces:
             raise KeyError(store)
         pieces.sort(key=operator.itemgetter(0))  # by day; already so as read_shard adds them
+        days = [piece[0] for piece in pieces]
+        if all(map(operator.lt, days, itertools.islice(days, 1, None))):
+            return self._one_piece_a_day(pieces)
         times: list[int] = []
         actives: list[bool] = []
         index = 0
@@ -223,6 +227,20 @@ class StorePolls(Mapping[str, PollColumns]):
         if times and (times[0] < start or times[-1] > end):
             lo, hi = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
             times, actives = times[lo:hi], actives[lo:hi]
+        return PollColumns(times, actives)
+
+    def _one_piece_a_day(self, pieces: list[tuple[int, int, int, int]]) -> PollColumns:
+        """``__getitem__`` when each day is in one block (always, once days are compacted):
+        slices of the blocks' columns, cut to ``[start, end]`` by bisection within them."""
+        start, end = self._start, self._end
+        times: list[int] = []
+        actives: list[bool] = []
+        for day_start, number, lo, hi in pieces:
+            day_times, day_actives = self._columns(day_start, number)
+            lo = bisect.bisect_left(day_times, start, lo, hi)
+            hi = bisect.bisect_right(day_times, end, lo, hi)
+            times += day_times[lo:hi]
+            actives += day_actives[lo:hi]
         return PollColumns(times, actives)
 
     def __iter__(self) -> Iterator[str]:

@@ -209,8 +209,9 @@ def test_csv_fields_are_the_csv_modules():
             assert expected is csv.Error
 
 
-def _stored(store: str, polls: list[tuple[int, bool]], start: int, end: int) -> StorePolls:
-    """``polls`` written as storage writes them (per UTC day, in a block or two) and read back."""
+def _stored(store: str, polls: list[tuple[int, bool]], start: int, end: int, split: bool) -> StorePolls:
+    """``polls`` written as storage writes them (per UTC day, in one block or, ``split``, two)
+    and read back."""
     by_day: dict[int, set[int]] = {}
     for at, active in polls:
         day_start = at - at % DAY
@@ -218,7 +219,7 @@ def _stored(store: str, polls: list[tuple[int, bool]], start: int, end: int) -> 
     stored = StorePolls(start, end)
     for day_start, values in by_day.items():
         ordered = sorted(values)
-        for part in (ordered[: len(ordered) // 3], ordered[len(ordered) // 3:]):  # two blocks a day
+        for part in (ordered[: len(ordered) // 3], ordered[len(ordered) // 3:]) if split else (ordered,):
             if part:
                 stored.add_block(day_start, decode_block(encode_block([(store, part)])))
     return stored
@@ -226,13 +227,14 @@ def _stored(store: str, polls: list[tuple[int, bool]], start: int, end: int) -> 
 
 @common
 @given(rows=schedule_rows, zone=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
-       now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95))
-def test_stored_columns_give_the_rows_of_plain_tuples(rows, zone, now, offsets, share):
+       now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       split=st.booleans())
+def test_stored_columns_give_the_rows_of_plain_tuples(rows, zone, now, offsets, share, split):
     """``StorePolls`` hands out ``PollColumns``; every fast path that reads them directly
     (evidence, weights, gaps, near spans, the fleet share) gives what tuples give."""
     polls = sorted({(now + offset, active) for offset, active in offsets})
     start = now - READ_RANGE
-    columns = _stored("s", polls, start, now)["s"] if polls else PollColumns([], [])
+    columns = _stored("s", polls, start, now, split)["s"] if polls else PollColumns([], [])
     plain = [poll for poll in polls if start <= poll[0] <= now]
     assert list(columns) == plain and columns == plain
     schedule = WeeklySchedule.from_rows(rows)
