@@ -309,6 +309,11 @@ def _file_chunks(file: IO[bytes]) -> Iterator[bytes]:
     return iter(functools.partial(file.read, _CHUNK), b"")
 
 
+#: A store's evidence between the part's two passes: business time, evidence instants and
+#: statuses (9 bytes a poll), latest poll read.
+_Packed = tuple[list[Span], array, bytes, Optional[int]]
+
+
 class ReportService:
     """Trigger, compute, assemble and hand out reports. Its clients and repositories are
     given (``from_settings`` builds them), so it reads no environment and makes no client."""
@@ -474,13 +479,12 @@ class ReportService:
                                          last_poll)
                 yield shard, detail_row(store_id, evidence, data_now, rule, strip=True)
 
-    def _packed_evidence(self, shard: int, data_now: int
-                         ) -> tuple[dict[str, tuple[list[Span], array, bytes, Optional[int]]], InterpolationRule]:
+    def _packed_evidence(self, shard: int, data_now: int) -> tuple[dict[str, _Packed], InterpolationRule]:
         """``shard_evidence`` with each store's evidence polls packed (instants in an array,
         statuses in bytes: 9 bytes a poll instead of a tuple's ~90) as the first pass goes; the
         same stores, order and rule."""
         data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
-        packed: dict[str, tuple[list[Span], array, bytes, Optional[int]]] = {}
+        packed: dict[str, _Packed] = {}
 
         def evidence_polls() -> Iterator[Sequence[Any]]:
             schedules, zones = self.hours.read([shard]), self.zones.read([shard])
