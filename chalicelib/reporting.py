@@ -28,7 +28,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from chalicelib.aws import AwsClients
-from chalicelib.core.interpolation import InterpolationRule, fleet_up_share
+from chalicelib.core.interpolation import InterpolationRule, PollColumns, fleet_up_share
 from chalicelib.core.parsing import DEFAULT_TIMEZONE
 from chalicelib.core.report import (
     CSV_HEADER,
@@ -37,7 +37,8 @@ from chalicelib.core.report import (
     StoreEvidence,
     default_rule,
     detail_row,
-    store_evidence,
+    evidence_in_business,
+    store_business,
 )
 from chalicelib.core.spreadsheet import inert
 from chalicelib.core.units import DAY
@@ -308,6 +309,11 @@ def _file_chunks(file: IO[bytes]) -> Iterator[bytes]:
     return iter(functools.partial(file.read, _CHUNK), b"")
 
 
+#: A store's evidence between the part's two passes: business time, evidence instants and
+#: statuses (9 bytes a poll), latest poll read.
+_Packed = tuple[list[Span], array, bytes, Optional[int]]
+
+
 class ReportService:
     """Trigger, compute, assemble and hand out reports. Its clients and repositories are
     given (``from_settings`` builds them), so it reads no environment and makes no client."""
@@ -467,24 +473,29 @@ class ReportService:
         for shard in sorted(set(shards)):
             packed, rule = self._packed_evidence(shard, data_now)
             for store_id in list(packed):  # by id; each store's evidence let go once used
-                business, values, last_poll = packed.pop(store_id)
-                polls: list[Any] = [(value >> 1, (value & 1) == 1) for value in values]  # core Polls
-                evidence = StoreEvidence(business, polls, last_poll)
+                business, times, actives, last_poll = packed.pop(store_id)
+                # back to columns (C-speed copies): the core's fast paths read them directly
+                evidence = StoreEvidence(business, PollColumns(times.tolist(), list(map(bool, actives))),
+                                         last_poll)
                 yield shard, detail_row(store_id, evidence, data_now, rule, strip=True)
 
-    def _packed_evidence(self, shard: int, data_now: int
-                         ) -> tuple[dict[str, tuple[list[Span], array, Optional[int]]], InterpolationRule]:
-        """``shard_evidence`` with each store's evidence polls packed (``at << 1 | active``, 8 bytes
-        a poll instead of a tuple's ~90) as the first pass goes; the same stores, order and rule."""
+    def _packed_evidence(self, shard: int, data_now: int) -> tuple[dict[str, _Packed], InterpolationRule]:
+        """``shard_evidence`` with each store's evidence polls packed (instants in an array,
+        statuses in bytes: 9 bytes a poll instead of a tuple's ~90) as the first pass goes; the
+        same stores, order and rule."""
         data = self.polls.read_shard(shard, data_now - READ_RANGE, data_now)
-        packed: dict[str, tuple[list[Span], array, Optional[int]]] = {}
+        packed: dict[str, _Packed] = {}
 
         def evidence_polls() -> Iterator[Sequence[Any]]:
             schedules, zones = self.hours.read([shard]), self.zones.read([shard])
             for store_id, evidence in self._evidence_in_order(data, data_now, schedules, zones):
-                polls = array("q", [at << 1 | active for at, active in evidence.polls])
-                packed[store_id] = (evidence.business, polls, evidence.last_poll)
-                yield evidence.polls
+                polls = evidence.polls
+                if isinstance(polls, PollColumns):
+                    times, actives = array("q", polls.times), bytes(polls.actives)
+                else:  # a store with no polls, or two statuses stored at one second (rare)
+                    times, actives = array("q", [at for at, _ in polls]), bytes([bool(up) for _, up in polls])
+                packed[store_id] = (evidence.business, times, actives, evidence.last_poll)
+                yield polls
 
         return packed, default_rule(data_now, fleet_up_share(evidence_polls()))
 
@@ -503,10 +514,18 @@ class ReportService:
         # Two passes per shard: the evidence of every store, then the rule with the
         # shard's learned up share (a shard is ~1/16 of the fleet, and the same
         # whichever part reads it, so the bytes do not depend on the part count).
+        # Stores share a few hundred schedules and a few zones: each business time is built
+        # once (keyed on the schedule's rows and the zone) and shared, never modified.
+        business_of: dict[tuple[Any, str], list[Span]] = {}
         for store_id in sorted(data.roster | set(data.polls_by_store)):
-            schedule = WeeklySchedule.from_rows(schedules.get(store_id, ()))
-            polls: Iterable[Any] = data.polls_by_store.get(store_id, [])  # (at, active) pairs: core Polls
-            yield store_id, store_evidence(polls, schedule, zones.get(store_id, DEFAULT_TIMEZONE), data_now)
+            rows = schedules.get(store_id, ())
+            zone = zones.get(store_id, DEFAULT_TIMEZONE)
+            key = (tuple(map(tuple, rows)), zone)
+            business = business_of.get(key)
+            if business is None:
+                business = business_of[key] = store_business(WeeklySchedule.from_rows(rows), zone, data_now)
+            polls: Iterable[Any] = data.polls_by_store.get(store_id, [])  # core Polls (PollColumns)
+            yield store_id, evidence_in_business(polls, business, data_now)
 
     def run_part(self, part: ReportPart) -> Optional[ReportJob]:
         """Compute and store one part; assemble the report if it was the last one."""

@@ -14,8 +14,9 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, NamedTuple, Optional, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Protocol, Sequence, overload
 
 
 class Poll(NamedTuple):
@@ -24,6 +25,49 @@ class Poll(NamedTuple):
 
     at: int  # epoch seconds, UTC
     active: bool
+
+
+class PollColumns(Sequence[Poll]):
+    """Sorted polls as two parallel lists, instants and statuses: what storage decodes.
+
+    A report reads ~150 polls per store for 140k stores; building a tuple per poll and
+    taking it apart again in every pass was a good part of its CPU. The core's fast paths
+    read ``times`` and ``actives`` directly; anything else sees ``(at, active)`` tuples.
+    """
+
+    __slots__ = ("times", "actives")
+
+    def __init__(self, times: list[int], actives: list[bool]) -> None:
+        self.times = times
+        self.actives = actives
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @overload
+    def __getitem__(self, index: int) -> Poll: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> "PollColumns": ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return PollColumns(self.times[index], self.actives[index])
+        return (self.times[index], self.actives[index])
+
+    def __iter__(self) -> Iterator[Poll]:
+        return zip(self.times, self.actives, strict=True)  # type: ignore[return-value]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"PollColumns({list(self)!r})"
+
+    def strictly_increasing(self) -> bool:
+        """One poll per instant (two conflicting statuses stored at one instant are not)."""
+        times = self.times
+        return all(map(operator.lt, times, itertools.islice(times, 1, None)))
 
 
 class UptimeEstimate(Protocol):
@@ -42,6 +86,8 @@ InterpolationRule = Callable[[Sequence[Poll]], UptimeEstimate]
 def canonical_polls(polls: Sequence[Poll]) -> Sequence[Poll]:
     """Sorted, one poll per instant; of two conflicting polls at one instant the
     inactive one wins (a report should not claim uptime it cannot back)."""
+    if isinstance(polls, PollColumns) and polls.strictly_increasing():
+        return polls
     if all(a[0] < b[0] for a, b in itertools.pairwise(polls)):
         return polls  # already canonical: the common case, straight from storage
     by_instant: dict[int, bool] = {}
@@ -154,8 +200,11 @@ class MarkovBridgeEstimate:
     """
 
     def __init__(self, polls: Sequence[Poll], params: MarkovParameters) -> None:
-        self._times = [at for at, _ in polls]
-        self._states = [1.0 if active else 0.0 for _, active in polls]
+        if isinstance(polls, PollColumns):
+            self._times, self._states = polls.times, [1.0 if active else 0.0 for active in polls.actives]
+        else:
+            self._times = [at for at, _ in polls]
+            self._states = [1.0 if active else 0.0 for _, active in polls]
         active = sum(self._states)
         self._pi = (active + params.prior_up_share * params.prior_weight) / (len(polls) + params.prior_weight)
         self._kappa = 1.0 / (params.relaxation_hours * 3600.0)
@@ -232,6 +281,12 @@ def markov_bridge(polls: Sequence[Poll], params: MarkovParameters = MarkovParame
     return MarkovBridgeEstimate(polls, params)
 
 
+def _clamp(value: float, length: float) -> float:
+    """``min(length, max(0.0, value))``, picking the very operand the builtins would."""
+    value = value if value > 0.0 else 0.0
+    return value if value < length else length
+
+
 class NearestThenMarkovEstimate(MarkovBridgeEstimate):
     """Nearest poll across short gaps, Markov expectation across long ones.
 
@@ -262,6 +317,8 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         self._trust_rate = 0.0 if math.isinf(trust) else 1.0 / trust
         self._whole: Optional[list[float]] = None  # _whole_gaps, built on first use
         self._runs: Optional[tuple[list[float], list[Piece]]] = None  # _exact_runs, likewise
+        self._shape: Optional[tuple[list[int], list[int]]] = None  # _gap_shape, likewise
+        self._long_gaps: dict[int, Callable[[float, float], float]] = {}  # _long_gap, likewise
 
     def _relaxing(self, state: float, d1: float, d2: float) -> float:
         held = max(0.0, min(d2, self._hold) - d1)
@@ -288,11 +345,41 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
     def _bridge(self, gap: int, t1: float, t2: float) -> float:
         length = self._times[gap + 1] - self._times[gap]
         if length > 2 * self._hold:
-            return super()._bridge(gap, t1, t2)
+            return self._long_gap(gap)(t1, t2)
         middle = length / 2.0
-        before = max(0.0, min(t2, middle) - t1)
-        after = max(0.0, t2 - max(t1, middle))
-        return self._states[gap] * before + self._states[gap + 1] * after
+        # max(0.0, min(t2, middle) - t1) and max(0.0, t2 - max(t1, middle)) spelled out (called
+        # per cut gap and per outage cell): each picks the very operand the builtin would.
+        before = (middle if middle < t2 else t2) - t1
+        after = t2 - (middle if middle > t1 else t1)
+        return (self._states[gap] * (before if before > 0.0 else 0.0)
+                + self._states[gap + 1] * (after if after > 0.0 else 0.0))
+
+    def _long_gap(self, gap: int) -> Callable[[float, float], float]:
+        """``MarkovBridgeEstimate._bridge`` of one long gap as a function of ``(t1, t2)``, the
+        terms that depend on the gap alone computed once (the very floats: Python multiplies
+        left to right, so ``pi * pi_b * x`` is ``(pi * pi_b) * x``). A long gap is integrated
+        for every window it is cut by and every outage cell read in it."""
+        term = self._long_gaps.get(gap)
+        if term is None:
+            k, pi, exp = self._kappa, self._pi, math.exp
+            a, b = self._states[gap], self._states[gap + 1]
+            length = self._times[gap + 1] - self._times[gap]
+            pi_b = pi if b else 1.0 - pi
+            big_a = a - pi
+            big_b = (1.0 if b else 0.0) - pi_b
+            decay = math.exp(-k * length)
+            same = 1.0 if a == b else 0.0
+            norm = pi_b + (same - pi_b) * decay
+            up, up_b, minus_k = pi * pi_b, pi * big_b, -k
+            a_up_b, a_b_decay = big_a * pi_b, big_a * big_b * decay
+
+            def term(t1: float, t2: float) -> float:
+                return (up * (t2 - t1)
+                        + up_b * (exp(minus_k * (length - t2)) - exp(minus_k * (length - t1))) / k
+                        + a_up_b * (exp(minus_k * t1) - exp(minus_k * t2)) / k
+                        + a_b_decay * (t2 - t1)) / norm
+            self._long_gaps[gap] = term
+        return term
 
     def uptime_seconds(self, start: int, end: int) -> float:
         """``MarkovBridgeEstimate.uptime_seconds`` with the same float operations in the same
@@ -300,11 +387,17 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         of hourly gaps per store, and calling ``_bridge`` per gap was most of its cost."""
         if end <= start:
             return 0.0
-        single = self._within_one_term(start, end)
-        if single is not None:
-            return min(float(end - start), max(0.0, 0.0 + single))
         times = self._times
         first, last = times[0], times[-1]
+        if first <= start and end <= last:  # no edge: one gap (``_within_one_term``), or gaps
+            gap = bisect.bisect_right(times, start) - 1
+            g0 = times[gap]
+            if end <= times[gap + 1]:
+                return _clamp(0.0 + self._bridge(gap, start - g0, end - g0), float(end - start))
+            return _clamp(self._gaps_uptime(0.0, start, end, gap), float(end - start))
+        single = self._within_one_term(start, end)
+        if single is not None:
+            return _clamp(0.0 + single, float(end - start))
         total = 0.0
         if start < first:
             lo, hi = start, min(end, first)
@@ -314,19 +407,53 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             total += self._relaxing(self._states[-1], lo - last, hi - last)
         if end > first and start < last:
             total = self._gaps_uptime(total, start, end)
-        return min(float(end - start), max(0.0, total))
+        return _clamp(total, float(end - start))
 
-    def _gaps_uptime(self, total: float, start: int, end: int) -> float:
-        """``total`` plus each gap's part of ``[start, end)``, in gap order: the gaps with
-        ``times[gap] < end`` from the one holding ``start``; the first and the last may be cut,
-        every one between is whole."""
+    def term_uptime(self, start: int, end: int) -> Optional[Callable[[int, int], float]]:
+        """``uptime_seconds`` of spans inside ``[start, end)``, when all of it lies in one gap
+        or one edge (a fractional piece does: outages read it per cell), with the term found
+        once; None otherwise. The same operations as ``uptime_seconds``, so the same floats."""
         times = self._times
-        gap = max(0, bisect.bisect_right(times, start) - 1)
-        stop = min(len(times) - 1, bisect.bisect_left(times, end))
+        first, last = times[0], times[-1]
+        if first <= start and end <= last:
+            gap = bisect.bisect_right(times, start) - 1
+            if end > times[gap + 1]:
+                return None
+            g0, bridge = times[gap], self._bridge
+            own_bridge = type(self)._bridge is NearestThenMarkovEstimate._bridge
+            if own_bridge and times[gap + 1] - g0 > 2 * self._hold:
+                term = self._long_gap(gap)
+
+                def long_gap_cell(lo: int, hi: int) -> float:  # _clamp inlined: one call per cell
+                    value = 0.0 + term(lo - g0, hi - g0)
+                    value = value if value > 0.0 else 0.0
+                    length = float(hi - lo)
+                    return value if value < length else length
+                return long_gap_cell
+            return lambda lo, hi: _clamp(0.0 + bridge(gap, lo - g0, hi - g0), float(hi - lo))
+        relaxing = self._relaxing
+        if end <= first:
+            state = self._states[0]
+            return lambda lo, hi: _clamp(0.0 + relaxing(state, first - hi, first - lo), float(hi - lo))
+        if start >= last:
+            state = self._states[-1]
+            return lambda lo, hi: _clamp(0.0 + relaxing(state, lo - last, hi - last), float(hi - lo))
+        return None
+
+    def _gaps_uptime(self, total: float, start: int, end: int, gap: Optional[int] = None) -> float:
+        """``total`` plus each gap's part of ``[start, end)``, in gap order: the gaps with
+        ``times[gap] < end`` from the one holding ``start`` (``gap`` when the caller found it);
+        the first and the last may be cut, every one between is whole."""
+        times = self._times
+        if gap is None:
+            gap = max(0, bisect.bisect_right(times, start) - 1)
+        stop, final = bisect.bisect_left(times, end), len(times) - 1
+        stop = final if final < stop else stop  # min(final, stop)
         whole_from = gap if start <= times[gap] else gap + 1
         whole_to = stop if times[stop] <= end else stop - 1
         if gap < whole_from:
-            total += self._bridge(gap, start - times[gap], min(end, times[gap + 1]) - times[gap])
+            g0, g1 = times[gap], times[gap + 1]
+            total += self._bridge(gap, start - g0, (g1 if g1 < end else end) - g0)  # min(end, g1)
         if whole_from < whole_to:
             for value in self._whole_gaps()[whole_from:whole_to]:
                 total += value
@@ -335,17 +462,25 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             total += self._bridge(whole_to, max(start, cut) - cut, end - cut)
         return total
 
+    def _gap_shape(self) -> tuple[list[int], list[int]]:
+        """Each gap's length, and the indices of the long ones (over twice the hold), once."""
+        if self._shape is None:
+            times = self._times
+            lengths = list(map(operator.sub, itertools.islice(times, 1, None), times))
+            long_gap = 2 * self._hold
+            self._shape = lengths, list(itertools.compress(itertools.count(), map(long_gap.__lt__, lengths)))
+        return self._shape
+
     def _whole_gaps(self) -> list[float]:
         """``_bridge(gap, 0, length)`` of every gap; short gaps by its own expression, inlined
         (tests/test_outages.py checks both agree to the bit)."""
         if self._whole is None:
-            times, states, long_gap = self._times, self._states, 2 * self._hold
-            lengths = [g1 - g0 for g0, g1 in itertools.pairwise(times)]
+            states = self._states
+            lengths, long_gaps = self._gap_shape()
             whole = [before * (length / 2.0) + after * (length - length / 2.0)
                      for length, before, after in zip(lengths, states, states[1:], strict=False)]
-            for gap, length in enumerate(lengths):
-                if length > long_gap:
-                    whole[gap] = self._bridge(gap, 0, length)
+            for gap in long_gaps:
+                whole[gap] = self._bridge(gap, 0, lengths[gap])
             self._whole = whole
         return self._whole
 
@@ -355,12 +490,12 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         Neighbouring exact pieces of one value come merged (``_exact_runs``)."""
         starts, runs = self._exact_runs()
         out: list[Piece] = []
-        index = bisect.bisect_right(starts, start) - 1
-        while index < len(runs):
+        index, count = bisect.bisect_right(starts, start) - 1, len(runs)
+        while index < count:
             lo, hi, value = runs[index]
             if lo >= end:
                 break
-            lo, hi = max(lo, start), min(hi, end)
+            lo, hi = (start if start > lo else lo), (end if end < hi else hi)  # max, min
             if lo < hi:
                 out.append((lo, hi, value))
             index += 1
@@ -374,7 +509,12 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             times, states, hold, long_gap = self._times, self._states, int(self._hold), 2 * self._hold
             runs: list[Any] = [(-math.inf, times[0] - hold, None)]
             run_lo, run_value = times[0] - hold, int(states[0])
-            for gap, (g0, g1) in enumerate(itertools.pairwise(times)):
+            # Only a long gap or a change of status makes a run; every other gap continues one.
+            _, long_gaps = self._gap_shape()
+            changes = itertools.compress(itertools.count(),
+                                         map(operator.ne, states, itertools.islice(states, 1, None)))
+            for gap in sorted(set(long_gaps).union(changes)):
+                g0, g1 = times[gap], times[gap + 1]
                 after = int(states[gap + 1])
                 if g1 - g0 > long_gap:
                     if run_lo < g0:
@@ -440,9 +580,9 @@ class PacedSilenceEstimate(NearestThenMarkovEstimate):
     def __init__(self, polls: Sequence[Poll], prior_up_share: float, read_start: int, now: int,
                  prior_weight: float = 1.0, trust_hours: float = 12.0, pace_gaps: float = 4.0) -> None:
         super().__init__(polls, MarkovParameters(prior_up_share=prior_up_share), HOLD_HOURS)
-        weights = [poll_weight(at, read_start) for at, _ in polls]
+        weights = poll_weights(self._times, read_start)
         weighted = sum(weights)
-        active = sum(w for w, (_, up) in zip(weights, polls, strict=True) if up)
+        active = sum(itertools.compress(weights, self._states))
         self._pi = (active + prior_weight * prior_up_share) / (weighted + prior_weight)
         trust = trust_hours * 3600.0
         if weighted > 0:
@@ -457,6 +597,15 @@ AGE_RAMP_SECONDS = 24 * 3600
 
 def poll_weight(at: int, read_start: int) -> float:
     return min(1.0, max(0.0, (at - read_start) / AGE_RAMP_SECONDS))
+
+
+def poll_weights(times: Sequence[int], read_start: int) -> list[float]:
+    """``poll_weight`` of each of the sorted ``times``: past the ramp every weight is exactly
+    1.0, so only the polls of the ramp's day are computed (most of a week's are past it)."""
+    before = bisect.bisect_right(times, read_start)  # weight 0.0 (at read_start: 0 / ramp)
+    ramped = bisect.bisect_left(times, read_start + AGE_RAMP_SECONDS)
+    return ([0.0] * before + [(at - read_start) / AGE_RAMP_SECONDS for at in times[before:ramped]]
+            + [1.0] * (len(times) - ramped))
 
 
 def paced_silence(polls: Sequence[Poll], prior_up_share: float, read_start: int, now: int,
@@ -483,9 +632,11 @@ def fleet_up_share(evidence: Iterable[Sequence[Poll]]) -> float:
     same float whichever worker computes it."""
     total, stores = FALLBACK_UP_SHARE * FALLBACK_WEIGHT_STORES, FALLBACK_WEIGHT_STORES
     for polls in evidence:
-        if polls:
-            total += sum(1 for _, active in polls if active) / len(polls)
-            stores += 1
+        if not polls:
+            continue
+        active = sum(polls.actives) if isinstance(polls, PollColumns) else sum(1 for _, up in polls if up)
+        total += active / len(polls)
+        stores += 1
     return total / stores
 
 

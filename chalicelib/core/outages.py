@@ -27,6 +27,7 @@ window's downtime in the report (tests/unit/test_outages.py checks it).
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -56,9 +57,9 @@ OUTAGE_HEADER = tuple(
 )
 
 
-def _pieces(estimate: UptimeEstimate, start: int, end: int) -> list[Piece]:
-    pieces = getattr(estimate, "pieces", None)
-    return pieces(start, end) if pieces is not None else [(start, end, None)]
+def _no_pieces(estimate: UptimeEstimate, start: int, end: int) -> list[Piece]:
+    """The pieces of an estimate without ``pieces``: all of it fractional."""
+    return [(start, end, None)]
 
 
 def _fractional(estimate: UptimeEstimate, start: int, end: int) -> list[tuple[int, int, bool]]:
@@ -71,7 +72,8 @@ def _fractional(estimate: UptimeEstimate, start: int, end: int) -> list[tuple[in
     of hours (relaxation 3 h, silence trust 12 h), so only a dip across one half narrower
     than the samples' spacing can be missed."""
     cells = -(-(end - start) // CELL_SECONDS)
-    uptime_seconds = estimate.uptime_seconds
+    term = getattr(estimate, "term_uptime", None)
+    uptime_seconds = (term(start, end) if term is not None else None) or estimate.uptime_seconds
 
     def down(index: int) -> bool:
         lo = start + index * CELL_SECONDS
@@ -108,10 +110,11 @@ def down_spans(estimate: UptimeEstimate, business: Sequence[Span]) -> list[Span]
     """The down stretches inside ``business`` (sorted disjoint spans), sorted, disjoint,
     never crossing from one business span into the next."""
     down: list[Span] = []
+    pieces = getattr(estimate, "pieces", None) or functools.partial(_no_pieces, estimate)
     for lo, hi in business:
         run_start: Optional[int] = None  # the open down stretch in this business span
-        for start, end, value in _pieces(estimate, lo, hi):
-            cells = [(start, end, value == 0)] if value is not None else _fractional(estimate, start, end)
+        for start, end, value in pieces(lo, hi):
+            cells = ((start, end, value == 0),) if value is not None else _fractional(estimate, start, end)
             for cell_start, _cell_end, is_down in cells:
                 if is_down and run_start is None:
                     run_start = cell_start
@@ -207,9 +210,11 @@ def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int) -> s
     start = now - WEEK
     open_seconds = _seconds_per_hour(business, start)
     down_seconds = _seconds_per_hour(outages, start)
-    return "".join(STRIP_CLOSED if not opened else STRIP_UP if not down
-                   else STRIP_DOWN if down >= opened else STRIP_PARTLY
-                   for opened, down in zip(open_seconds, down_seconds, strict=True))
+    if not any(down_seconds):
+        return "".join([STRIP_UP if opened else STRIP_CLOSED for opened in open_seconds])
+    return "".join([STRIP_CLOSED if not opened else STRIP_UP if not down
+                    else STRIP_DOWN if down >= opened else STRIP_PARTLY
+                    for opened, down in zip(open_seconds, down_seconds, strict=True)])
 
 
 def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:
@@ -219,7 +224,7 @@ def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:
     totals = [0] * 168
     end = start + WEEK
     for lo, hi in spans:
-        lo, hi = max(lo, start), min(hi, end)
+        lo, hi = (start if start > lo else lo), (end if end < hi else hi)  # max, min
         if lo >= hi:
             continue
         first, last = (lo - start) // HOUR, (hi - 1 - start) // HOUR

@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable, Optional, Sequence
@@ -17,6 +18,7 @@ from chalicelib.core.interpolation import (
     HOLD_HOURS,
     InterpolationRule,
     Poll,
+    PollColumns,
     UptimeEstimate,
     canonical_polls,
     paced_silence,
@@ -113,8 +115,30 @@ def evidence_polls(polls: Sequence[Poll], business: Sequence[Span]) -> Sequence[
     return [poll for poll in polls if poll[1] or contains(business, poll[0])]
 
 
+def _column_evidence(polls: PollColumns, business: Sequence[Span]) -> PollColumns:
+    """``evidence_polls`` of sorted columns: one walk of the business spans along the
+    inactive polls, instead of a bisection each."""
+    times, actives = polls.times, polls.actives
+    if all(actives):
+        return polls
+    kept, span, spans = [True] * len(times), 0, len(business)
+    for index in itertools.compress(range(len(times)), map(operator.not_, actives)):
+        at = times[index]
+        while span < spans and business[span][1] <= at:
+            span += 1
+        if span == spans or at < business[span][0]:
+            kept[index] = False
+    if all(kept):
+        return polls
+    return PollColumns(list(itertools.compress(times, kept)), list(itertools.compress(actives, kept)))
+
+
 def _instant(poll: Poll) -> int:
     return poll[0]
+
+
+def _instants(polls: Sequence[Poll]) -> list[int]:
+    return polls.times if isinstance(polls, PollColumns) else [at for at, _ in polls]
 
 
 def _near_spans(polls: Sequence[Poll], hold: int) -> list[Span]:
@@ -122,22 +146,25 @@ def _near_spans(polls: Sequence[Poll], hold: int) -> list[Span]:
     in one pass: two neighbours' spans join unless the polls are over ``2 hold + 1`` apart."""
     if not polls:
         return []
-    instants = [at for at, _ in polls]
+    instants = _instants(polls)
     reach = 2 * hold + 1
-    cuts = [index for index in range(1, len(instants)) if instants[index] - instants[index - 1] > reach]
+    # the indices (from 1) whose gap to the poll before is over ``reach``, found at C speed
+    gaps = map(operator.sub, itertools.islice(instants, 1, None), instants)
+    cuts = list(itertools.compress(itertools.count(1), map(reach.__lt__, gaps)))
     return [(instants[a] - hold, instants[b - 1] + hold + 1)
             for a, b in itertools.pairwise([0, *cuts, len(instants)])]
 
 
 def _overlap_seconds(spans: Sequence[Span], others: Sequence[Span]) -> int:
     """Seconds in both of two lists of sorted disjoint spans (a merge of the two)."""
-    total, j = 0, 0
+    total, j, count = 0, 0, len(others)
     for lo, hi in spans:
-        while j < len(others) and others[j][1] <= lo:
+        while j < count and others[j][1] <= lo:
             j += 1
         k = j
-        while k < len(others) and others[k][0] < hi:
-            total += min(hi, others[k][1]) - max(lo, others[k][0])
+        while k < count and others[k][0] < hi:
+            other_lo, other_hi = others[k]
+            total += (other_hi if other_hi < hi else hi) - (other_lo if other_lo > lo else lo)  # min - max
             k += 1
     return total
 
@@ -154,15 +181,16 @@ class StoreEvidence:
     def detail_fields(self, now: int, hold: int = int(HOLD_HOURS * 3600)) -> list[str]:
         """The detail report's extra columns (``DETAIL_EXTRA_HEADER``) for this store."""
         near = _near_spans(self.polls, hold)
+        instants = _instants(self.polls)
         fields = []
         for _name, length in WINDOWS:
             unit = 60 if length == HOUR else 3600
             spans = clip_spans(self.business, now - length, now)
             business = round(total_seconds(spans) * 100 / unit)
             backed = min(business, round(_overlap_seconds(spans, near) * 100 / unit))
-            first = bisect.bisect_left(self.polls, now - length, key=_instant)
+            first = bisect.bisect_left(instants, now - length)
             fields += [_hundredths(business), _hundredths(backed), _hundredths(business - backed),
-                       str(len(self.polls) - first)]
+                       str(len(instants) - first)]
         last = "" if self.last_poll is None else \
             datetime.fromtimestamp(self.last_poll, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return fields + [last]
@@ -177,10 +205,25 @@ def store_evidence(polls: Iterable[Poll], schedule: Optional[WeeklySchedule], tz
     ``[now, now + 1)``, so business time is built one second past now (the
     windows are still clipped at now).
     """
-    schedule = schedule or WeeklySchedule.always_open()
+    return evidence_in_business(polls, store_business(schedule, tz_name, now), now)
+
+
+def store_business(schedule: Optional[WeeklySchedule], tz_name: str, now: int) -> list[Span]:
+    """The business time ``store_evidence`` reads: ``[now - READ_RANGE, now + 1)``."""
+    return business_intervals(schedule or WeeklySchedule.always_open(), tz_name, now - READ_RANGE, now + 1)
+
+
+def evidence_in_business(polls: Iterable[Poll], business: list[Span], now: int) -> StoreEvidence:
+    """``store_evidence`` once the business time (``[now - READ_RANGE, now + 1)``) is known:
+    stores sharing a schedule and zone share it."""
     read_start = now - READ_RANGE
-    business = business_intervals(schedule, tz_name, read_start, now + 1)
-    ordered = canonical_polls(polls if isinstance(polls, list) else list(polls))
+    ordered = canonical_polls(polls if isinstance(polls, (list, PollColumns)) else list(polls))
+    if isinstance(ordered, PollColumns):
+        times = ordered.times
+        lo, hi = bisect.bisect_left(times, read_start), bisect.bisect_right(times, now)
+        columns = ordered if lo == 0 and hi == len(times) else ordered[lo:hi]
+        return StoreEvidence(business, _column_evidence(columns, business),
+                             columns.times[-1] if columns.times else None)
     in_range = ordered[bisect.bisect_left(ordered, read_start, key=_instant):
                        bisect.bisect_right(ordered, now, key=_instant)]
     return StoreEvidence(business, evidence_polls(in_range, business),

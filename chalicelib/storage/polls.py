@@ -17,7 +17,10 @@ Why this shape (docs/ARCHITECTURE.md has the numbers):
 """
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
+import operator
 import threading
 import time
 from collections import defaultdict
@@ -30,6 +33,7 @@ from typing import Iterable, Iterator, Mapping, NamedTuple, Optional, Sequence
 from pynamodb.exceptions import UpdateError
 from pynamodb.expressions.update import Action
 
+from chalicelib.core.interpolation import PollColumns
 from chalicelib.core.units import DAY, HOUR
 from chalicelib.settings import Settings
 from chalicelib.storage.blocks import (
@@ -158,42 +162,86 @@ class _Directory:
         return [block_key(self.key, content) for content in sorted(self.base | self.segments)]
 
 
-class StorePolls(Mapping[str, list[tuple[int, bool]]]):
-    """Per store, its sorted unique ``(at, active)`` polls, decoded only when asked for.
+class StorePolls(Mapping[str, PollColumns]):
+    """Per store, its sorted ``(at, active)`` polls, decoded only when asked for.
 
-    Holds the shard's blocks as compact integer arrays; a store's list of tuples
-    is built on access, so a part's memory stays proportional to the packed data.
+    Holds the shard's blocks as compact integer arrays; a store's polls are built on
+    access as two lists (``PollColumns``: no tuple per poll), so a part's memory stays
+    proportional to the packed data. Values are unique, so instants are too unless a
+    store was seen both active and inactive at one second (``canonical_polls`` decides).
     """
 
     def __init__(self, start: int, end: int) -> None:
         self._start, self._end = start, end
-        self._pieces: dict[str, list[tuple[int, Sequence[int]]]] = defaultdict(list)
+        # Per store: (day start, block number, first value, end value) of each block holding it.
+        self._pieces: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+        self._blocks: list[Block] = []
+        self._decoded: dict[int, tuple[list[int], list[bool]]] = {}
 
     def add_block(self, day_start: int, block: Block) -> None:
-        for store, values in block.entries():
-            if values:
-                self._pieces[store].append((day_start, values))
+        number = len(self._blocks)
+        self._blocks.append(block)
+        offsets, pieces = block.offsets, self._pieces
+        for index, store in enumerate(block.stores):
+            lo, hi = offsets[index], offsets[index + 1]
+            if lo < hi:
+                pieces[store].append((day_start, number, lo, hi))
 
-    def __getitem__(self, store: str) -> list[tuple[int, bool]]:
+    def _columns(self, day_start: int, number: int) -> tuple[list[int], list[bool]]:
+        """A block's instants and statuses, all its stores' at once (a report reads every
+        store of the shard: one pass per block, then slices, beats a pass per store)."""
+        decoded = self._decoded.get(number)
+        if decoded is None:
+            values = self._blocks[number].values
+            decoded = self._decoded[number] = ([day_start + (value >> 1) for value in values],
+                                               [value & 1 == 1 for value in values])
+        return decoded
+
+    def __getitem__(self, store: str) -> PollColumns:
         pieces = self._pieces.get(store)
         if not pieces:
             raise KeyError(store)
-        pieces.sort(key=lambda piece: piece[0])
-        polls: list[tuple[int, bool]] = []
+        pieces.sort(key=operator.itemgetter(0))  # by day; already so as read_shard adds them
+        days = [piece[0] for piece in pieces]
+        if all(map(operator.lt, days, itertools.islice(days, 1, None))):
+            return self._one_piece_a_day(pieces)
+        times: list[int] = []
+        actives: list[bool] = []
         index = 0
         while index < len(pieces):
-            day_start, values = pieces[index]
-            same_day = [values]
+            day_start, number, lo, hi = pieces[index]
+            same_day = [pieces[index]]
             while index + 1 < len(pieces) and pieces[index + 1][0] == day_start:
                 index += 1
-                same_day.append(pieces[index][1])
-            merged: Iterable[int] = values if len(same_day) == 1 else sorted(set().union(*same_day))
-            polls.extend((day_start + (value >> 1), (value & 1) == 1) for value in merged)
+                same_day.append(pieces[index])
+            if len(same_day) == 1:
+                day_times, day_actives = self._columns(day_start, number)
+                times += day_times[lo:hi]
+                actives += day_actives[lo:hi]
+            else:  # the day in several blocks (segments not yet compacted): merge their values
+                merged = sorted(set().union(*(self._blocks[n].values[a:b] for _, n, a, b in same_day)))
+                times += [day_start + (value >> 1) for value in merged]
+                actives += [value & 1 == 1 for value in merged]
             index += 1
         start, end = self._start, self._end
-        if polls and (polls[0][0] < start or polls[-1][0] > end):
-            polls = [poll for poll in polls if start <= poll[0] <= end]
-        return polls
+        if times and (times[0] < start or times[-1] > end):
+            lo, hi = bisect.bisect_left(times, start), bisect.bisect_right(times, end)
+            times, actives = times[lo:hi], actives[lo:hi]
+        return PollColumns(times, actives)
+
+    def _one_piece_a_day(self, pieces: list[tuple[int, int, int, int]]) -> PollColumns:
+        """``__getitem__`` when each day is in one block (always, once days are compacted):
+        slices of the blocks' columns, cut to ``[start, end]`` by bisection within them."""
+        start, end = self._start, self._end
+        times: list[int] = []
+        actives: list[bool] = []
+        for day_start, number, lo, hi in pieces:
+            day_times, day_actives = self._columns(day_start, number)
+            lo = bisect.bisect_left(day_times, start, lo, hi)
+            hi = bisect.bisect_right(day_times, end, lo, hi)
+            times += day_times[lo:hi]
+            actives += day_actives[lo:hi]
+        return PollColumns(times, actives)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._pieces)
@@ -206,7 +254,7 @@ class StorePolls(Mapping[str, list[tuple[int, bool]]]):
 class ShardPolls:
     """Everything a report needs to know about one shard's polls."""
 
-    polls_by_store: Mapping[str, list[tuple[int, bool]]]  # (at, active), sorted, unique
+    polls_by_store: Mapping[str, PollColumns]  # (at, active), sorted
     roster: set[str]
     #: Blocks listed but unreadable (corrupt or missing): set aside and logged, never fatal.
     skipped_blocks: list[str] = field(default_factory=list)

@@ -18,8 +18,12 @@ from chalicelib.core.interpolation import (
     MarkovBridgeEstimate,
     NearestThenMarkovEstimate,
     Poll,
+    PollColumns,
     fading_silence,
+    fleet_up_share,
     paced_silence,
+    poll_weight,
+    poll_weights,
 )
 from chalicelib.core.outages import HOUR, WEEK, _seconds_per_hour
 from chalicelib.core.parsing import (
@@ -28,9 +32,19 @@ from chalicelib.core.parsing import (
     csv_fields,
     parse_poll_timestamp,
 )
-from chalicelib.core.report import READ_RANGE, _near_spans, _overlap_seconds, store_evidence
-from chalicelib.core.schedule import clip_spans, merge_spans, total_seconds
-from tests.unit.test_core_properties import END_2030, START_2020, poll_lists
+from chalicelib.core.report import (
+    READ_RANGE,
+    _near_spans,
+    _overlap_seconds,
+    default_rule,
+    detail_row,
+    store_evidence,
+)
+from chalicelib.core.schedule import WeeklySchedule, clip_spans, merge_spans, total_seconds
+from chalicelib.core.units import DAY
+from chalicelib.storage.blocks import decode_block, encode_block
+from chalicelib.storage.polls import StorePolls, poll_value
+from tests.unit.test_core_properties import END_2030, START_2020, poll_lists, schedule_rows
 
 common = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -193,3 +207,114 @@ def test_csv_fields_are_the_csv_modules():
             assert csv_fields(text) == expected, repr(text)
         except csv.Error:
             assert expected is csv.Error
+
+
+def _stored(store: str, polls: list[tuple[int, bool]], start: int, end: int, split: bool) -> StorePolls:
+    """``polls`` written as storage writes them (per UTC day, in one block or, ``split``, two)
+    and read back."""
+    by_day: dict[int, set[int]] = {}
+    for at, active in polls:
+        day_start = at - at % DAY
+        by_day.setdefault(day_start, set()).add(poll_value(at, day_start, active))
+    stored = StorePolls(start, end)
+    for day_start, values in by_day.items():
+        ordered = sorted(values)
+        for part in (ordered[: len(ordered) // 3], ordered[len(ordered) // 3:]) if split else (ordered,):
+            if part:
+                stored.add_block(day_start, decode_block(encode_block([(store, part)])))
+    return stored
+
+
+@common
+@given(rows=schedule_rows, zone=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
+       now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       split=st.booleans())
+def test_stored_columns_give_the_rows_of_plain_tuples(rows, zone, now, offsets, share, split):
+    """``StorePolls`` hands out ``PollColumns``; every fast path that reads them directly
+    (evidence, weights, gaps, near spans, the fleet share) gives what tuples give."""
+    polls = sorted({(now + offset, active) for offset, active in offsets})
+    start = now - READ_RANGE
+    columns = _stored("s", polls, start, now, split)["s"] if polls else PollColumns([], [])
+    plain = [poll for poll in polls if start <= poll[0] <= now]
+    assert list(columns) == plain and columns == plain
+    schedule = WeeklySchedule.from_rows(rows)
+    fast, slow = store_evidence(columns, schedule, zone, now), store_evidence(plain, schedule, zone, now)
+    assert fast.business == slow.business and fast.last_poll == slow.last_poll
+    assert list(fast.polls) == list(slow.polls)
+    assert fleet_up_share([fast.polls]) == fleet_up_share([slow.polls])
+    rule = default_rule(now, share)
+    assert detail_row("s", fast, now, rule, strip=True) == detail_row("s", slow, now, rule, strip=True)
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists)
+def test_poll_weights_are_each_polls_weight(now, offsets):
+    times = sorted({now + offset for offset, _ in offsets})
+    read_start = now - READ_RANGE
+    assert poll_weights(times, read_start) == [poll_weight(at, read_start) for at in times]
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       seed=st.integers(0, 1000), paced=st.booleans())
+def test_term_uptime_is_uptime_seconds_in_fractional_pieces(now, offsets, share, seed, paced):
+    """Outages read fractional pieces per cell through ``term_uptime``: the same floats."""
+    estimate = _estimate(now, offsets, share, paced)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    rng = random.Random(seed)
+    for lo, hi in _spans_to_try(estimate, now, seed):
+        for start, end, value in estimate.pieces(lo, hi):
+            term = estimate.term_uptime(start, end)
+            assert term is not None or value is not None
+            if term is None:
+                continue
+            cells = [(start, min(end, start + 60)), (max(start, end - 60), end), (start, end)]
+            for _ in range(5):
+                a, b = sorted(rng.randrange(start, end + 1) for _ in range(2))
+                cells.append((a, b + 1) if b < end else (a - 1, b) if a > start else (a, b))
+            for a, b in cells:
+                if start <= a < b <= end:
+                    assert term(a, b) == estimate.uptime_seconds(a, b)
+
+
+def test_clamp_and_spelled_out_min_max_pick_what_the_builtins_pick():
+    from chalicelib.core.interpolation import _clamp
+    values = [-1.5, -0.0, 0.0, 0.25, 1.0, 59.0, 60.0, 60.5, float("inf"), float("-inf"), 3, 0, -2]
+    for value in values:
+        for length in (0.0, 1.0, 60.0, 3600.0):
+            expected = min(length, max(0.0, value))
+            got = _clamp(value, length)
+            assert (got, type(got), str(got)) == (expected, type(expected), str(expected))
+    spans = [(0, 10), (20, 30), (40, 50)]
+    for start in range(-5, 55, 5):
+        for end in range(start, 60, 5):
+            assert clip_spans(spans, start, end) == [(max(lo, start), min(hi, end)) for lo, hi in spans
+                                                     if hi > start and lo < end]
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, seed=st.integers(0, 1000))
+def test_short_gap_bridge_is_its_min_max_expression(now, offsets, seed):
+    estimate = _estimate(now, offsets, 0.8, paced=seed % 2 == 0)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    rng = random.Random(seed)
+    times, states = estimate._times, estimate._states
+    for gap in range(len(times) - 1):
+        length = times[gap + 1] - times[gap]
+        if length > 2 * estimate._hold:  # the long gap's hoisted terms: the generic bridge's bits
+            for _ in range(6):
+                t1, t2 = sorted(rng.choice([rng.randrange(0, length + 1), rng.uniform(0, length), 0, length])
+                                for _ in range(2))
+                assert estimate._bridge(gap, t1, t2) == MarkovBridgeEstimate._bridge(estimate, gap, t1, t2)
+            continue
+        middle = length / 2.0
+        points = [0, length, middle, length // 2, -(-length // 2), rng.randrange(0, length + 1)]
+        for t1 in points:
+            for t2 in points:
+                if t1 <= t2:
+                    expected = (states[gap] * max(0.0, min(t2, middle) - t1)
+                                + states[gap + 1] * max(0.0, t2 - max(t1, middle)))
+                    got = estimate._bridge(gap, t1, t2)
+                    assert (got, type(got)) == (expected, type(expected))
