@@ -132,13 +132,13 @@ def run_once(data: Path, workers: int, parts: Optional[int]) -> RunResult:
     result = RunResult()
     saved_env = dict(os.environ)
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    if parts:
-        os.environ["REPORT_PARTS"] = str(parts)
     stack = LocalStack(emulator_port=free_port(), api_port=free_port())
     pumps: list[subprocess.Popen] = []
     try:
         stack.start_emulator()
         stack.create_resources()
+        if parts:  # after create_resources loads the stage's environment, which would set it back
+            os.environ["REPORT_PARTS"] = str(parts)
         env = dict(os.environ)
         ingested = _cli("ingest", "--json", "--timezones", str(files["timezones"]),
                         "--hours", str(files["hours"]), "--status", str(files["status"]), env=env)
