@@ -214,8 +214,10 @@ class MarkovBridgeEstimate:
         k, pi = self._kappa, self._pi
         return pi * (d2 - d1) + (state - pi) * (math.exp(-k * d1) - math.exp(-k * d2)) / k
 
-    def _bridge(self, gap: int, t1: float, t2: float) -> float:
-        """Integral of P(up) over [t1, t2] (offsets from the earlier poll) in a gap."""
+    def _gap_constants(self, gap: int) -> tuple[int, float, float, float, float, float]:
+        """What the bridge of ``gap`` needs that depends on the gap alone: its length, the
+        end state's long-run probability and both ends' offsets from it, the decay across it
+        and the normaliser (shared by ``_bridge`` and the subclass's cached long gaps)."""
         k, pi = self._kappa, self._pi
         a, b = self._states[gap], self._states[gap + 1]
         length = self._times[gap + 1] - self._times[gap]
@@ -224,7 +226,12 @@ class MarkovBridgeEstimate:
         big_b = (1.0 if b else 0.0) - pi_b
         decay = math.exp(-k * length)
         same = 1.0 if a == b else 0.0
-        norm = pi_b + (same - pi_b) * decay
+        return length, pi_b, big_a, big_b, decay, pi_b + (same - pi_b) * decay
+
+    def _bridge(self, gap: int, t1: float, t2: float) -> float:
+        """Integral of P(up) over [t1, t2] (offsets from the earlier poll) in a gap."""
+        k, pi = self._kappa, self._pi
+        length, pi_b, big_a, big_b, decay, norm = self._gap_constants(gap)
         integral = (
             pi * pi_b * (t2 - t1)
             + pi * big_b * (math.exp(-k * (length - t2)) - math.exp(-k * (length - t1))) / k
@@ -362,14 +369,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         term = self._long_gaps.get(gap)
         if term is None:
             k, pi, exp = self._kappa, self._pi, math.exp
-            a, b = self._states[gap], self._states[gap + 1]
-            length = self._times[gap + 1] - self._times[gap]
-            pi_b = pi if b else 1.0 - pi
-            big_a = a - pi
-            big_b = (1.0 if b else 0.0) - pi_b
-            decay = math.exp(-k * length)
-            same = 1.0 if a == b else 0.0
-            norm = pi_b + (same - pi_b) * decay
+            length, pi_b, big_a, big_b, decay, norm = self._gap_constants(gap)
             up, up_b, minus_k = pi * pi_b, pi * big_b, -k
             a_up_b, a_b_decay = big_a * pi_b, big_a * big_b * decay
 
