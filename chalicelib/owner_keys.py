@@ -120,7 +120,8 @@ def checked_store_ids(values: Iterable[str]) -> tuple[list[str], list[str]]:
     return sorted(valid), reasons
 
 
-def _listed(ids: list[str], limit: int = 10) -> str:
+def listed(ids: list[str], limit: int = 10) -> str:
+    """Up to ``limit`` ids for an error message, each cut to 40 characters, and how many more."""
     shown = ", ".join(repr(i[:40]) for i in ids[:limit])
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
@@ -140,5 +141,5 @@ def report_scope(caller: Caller, requested: Optional[list[str]]) -> Optional[fro
     outside = [store for store in valid if not caller.sees(store)]
     if outside:
         raise ScopeError(f"store_ids names {len(outside)} store(s) this API key may not see: "
-                         f"{_listed(outside)}")
+                         f"{listed(outside)}")
     return frozenset(valid)

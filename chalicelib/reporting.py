@@ -45,7 +45,7 @@ from chalicelib.core.units import DAY
 from chalicelib.errors import BadRequest, Gone, NotFound, Unavailable
 from chalicelib.core.schedule import Span, WeeklySchedule
 from chalicelib.logs import log
-from chalicelib.owner_keys import new_page_token
+from chalicelib.owner_keys import listed, new_page_token
 from chalicelib.settings import Settings
 from chalicelib.storage.jobs import DatasetStateRepository, ReportJobRepository
 from chalicelib.storage.models import JobStatus, ReportJob, Tables
@@ -400,10 +400,8 @@ class ReportService:
     def _check_known(self, store_ids: AbstractSet[str]) -> None:
         unknown = self.unknown_stores(store_ids)
         if unknown:
-            shown = ", ".join(repr(store[:40]) for store in unknown[:10])
-            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
             raise BadRequest(f"store_ids names {len(unknown)} store(s) no poll was ever ingested for: "
-                             f"{shown}{more}")
+                             f"{listed(unknown)}")
 
     def _check_as_of(self, as_of: int, latest: int) -> None:
         """``BadRequest`` for an ``as_of`` no report could back: after the latest poll (every
