@@ -34,7 +34,9 @@ from chalicelib.core.report import (
     CSV_HEADER,
     DETAIL_EXTRA_HEADER,
     READ_RANGE,
+    BusinessWindows,
     StoreEvidence,
+    business_windows,
     default_rule,
     detail_row,
     evidence_in_business,
@@ -470,12 +472,19 @@ class ReportService:
         does not grow with its number of shards, nor with a shard's polls as tuples."""
         for shard in sorted(set(shards)):
             packed, rule = self._packed_evidence(shard, data_now)
+            # Stores share a few hundred business times (``_evidence_in_order``): their windows
+            # and strip hours are computed once each, keyed on the shared list (held, so its
+            # id is not reused).
+            windows_of: dict[int, BusinessWindows] = {}
             for store_id in list(packed):  # by id; each store's evidence let go once used
                 business, times, actives, last_poll = packed.pop(store_id)
+                windows = windows_of.get(id(business))
+                if windows is None:
+                    windows = windows_of[id(business)] = business_windows(business, data_now)
                 # back to columns (C-speed copies): the core's fast paths read them directly
                 evidence = StoreEvidence(business, PollColumns(times.tolist(), list(map(bool, actives))),
                                          last_poll)
-                yield shard, detail_row(store_id, evidence, data_now, rule, strip=True)
+                yield shard, detail_row(store_id, evidence, data_now, rule, strip=True, windows=windows)
 
     def _packed_evidence(self, shard: int, data_now: int) -> tuple[dict[str, _Packed], InterpolationRule]:
         """``shard_evidence`` with each store's evidence polls packed (instants in an array,

@@ -12,6 +12,7 @@ docs/ALGORITHM.md); ``paced_silence`` (``DEFAULT_RULE_NAME``) is the one reports
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import operator
@@ -201,7 +202,8 @@ class MarkovBridgeEstimate:
 
     def __init__(self, polls: Sequence[Poll], params: MarkovParameters) -> None:
         if isinstance(polls, PollColumns):
-            self._times, self._states = polls.times, [1.0 if active else 0.0 for active in polls.actives]
+            # float(bool) is 1.0 or 0.0: the conditional's values, built at C speed
+            self._times, self._states = polls.times, list(map(float, map(bool, polls.actives)))
         else:
             self._times = [at for at, _ in polls]
             self._states = [1.0 if active else 0.0 for _, active in polls]
@@ -454,9 +456,8 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if gap < whole_from:
             g0, g1 = times[gap], times[gap + 1]
             total += self._bridge(gap, start - g0, (g1 if g1 < end else end) - g0)  # min(end, g1)
-        if whole_from < whole_to:
-            for value in self._whole_gaps()[whole_from:whole_to]:
-                total += value
+        if whole_from < whole_to:  # left to right, as a ``total += value`` loop adds (C speed)
+            total = functools.reduce(operator.add, self._whole_gaps()[whole_from:whole_to], total)
         if whole_from <= whole_to < stop:
             cut = times[whole_to]
             total += self._bridge(whole_to, max(start, cut) - cut, end - cut)
@@ -477,8 +478,13 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if self._whole is None:
             states = self._states
             lengths, long_gaps = self._gap_shape()
-            whole = [before * (length / 2.0) + after * (length - length / 2.0)
-                     for length, before, after in zip(lengths, states, states[1:], strict=False)]
+            if 0.0 not in states:
+                # all up (most stores): ``1.0 * h + 1.0 * (length - h)`` with ``h = length / 2.0``
+                # is exactly ``float(length)`` (half an integer and the rest are exact floats)
+                whole = list(map(float, lengths))
+            else:
+                whole = [before * (length / 2.0) + after * (length - length / 2.0)
+                         for length, before, after in zip(lengths, states, states[1:], strict=False)]
             for gap in long_gaps:
                 whole[gap] = self._bridge(gap, 0, lengths[gap])
             self._whole = whole

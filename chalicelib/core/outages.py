@@ -175,9 +175,12 @@ def window_outages(down: Sequence[Span], start: int, end: int,
 
 
 def store_outages(estimate: UptimeEstimate, business: Sequence[Span], now: int,
-                  min_seconds: int = MIN_OUTAGE_SECONDS) -> dict[str, OutageStats]:
-    """Each report window's outages, from one pass over the week's business time."""
-    down = down_spans(estimate, clip_spans(business, now - WEEK, now))
+                  min_seconds: int = MIN_OUTAGE_SECONDS,
+                  week_business: Optional[Sequence[Span]] = None) -> dict[str, OutageStats]:
+    """Each report window's outages, from one pass over the week's business time
+    (``week_business``: ``business`` clipped to the week, when the caller has it)."""
+    week = week_business if week_business is not None else clip_spans(business, now - WEEK, now)
+    down = down_spans(estimate, week)
     return {name: window_outages(down, now - length, now, min_seconds) for name, length, _ in _WINDOWS}
 
 
@@ -204,17 +207,24 @@ def outage_fields(estimate: UptimeEstimate, business: Sequence[Span], now: int,
 STRIP_CLOSED, STRIP_UP, STRIP_DOWN, STRIP_PARTLY = ".", "+", "-", "~"
 
 
-def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int) -> str:
+def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int,
+               open_seconds: Optional[list[int]] = None) -> str:
     """The week ending at ``now`` in 168 characters, one per hour, oldest first: what the
-    report page draws (``STRIP_*``); ``outages`` are the week's."""
+    report page draws (``STRIP_*``); ``outages`` are the week's. ``open_seconds``:
+    ``open_per_hour(business, now)`` when the caller has it (stores share business times)."""
     start = now - WEEK
-    open_seconds = _seconds_per_hour(business, start)
+    open_seconds = open_seconds if open_seconds is not None else _seconds_per_hour(business, start)
     down_seconds = _seconds_per_hour(outages, start)
     if not any(down_seconds):
         return "".join([STRIP_UP if opened else STRIP_CLOSED for opened in open_seconds])
     return "".join([STRIP_CLOSED if not opened else STRIP_UP if not down
                     else STRIP_DOWN if down >= opened else STRIP_PARTLY
                     for opened, down in zip(open_seconds, down_seconds, strict=True)])
+
+
+def open_per_hour(business: Sequence[Span], now: int) -> list[int]:
+    """Business seconds in each hour of the week ending at ``now``: ``week_strip``'s open hours."""
+    return _seconds_per_hour(business, now - WEEK)
 
 
 def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:
