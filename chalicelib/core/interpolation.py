@@ -296,6 +296,11 @@ def _clamp(value: float, length: float) -> float:
     return value if value < length else length
 
 
+#: How far from the threshold ``NearestThenMarkovEstimate.settled`` wants its bounds: a cell's
+#: uptime is computed to ~1e-12 of its length, so this leaves no doubt which side it falls.
+SETTLED_MARGIN = 1e-6
+
+
 class NearestThenMarkovEstimate(MarkovBridgeEstimate):
     """Nearest poll across short gaps, Markov expectation across long ones.
 
@@ -440,6 +445,37 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if start >= last:
             state = self._states[-1]
             return lambda lo, hi: _clamp(0.0 + relaxing(state, lo - last, hi - last), float(hi - lo))
+        return None
+
+    def settled(self, start: int, end: int, below: float) -> Optional[bool]:
+        """Whether every cell of ``[start, end)`` has its uptime below ``below`` of its length
+        (True) or none has (False), when that is certain without reading cells; None otherwise.
+
+        Inside one long gap the Markov bridge's chance of up is ``(c0 + c1 e^(-k (length - t))
+        + c2 e^(-k t)) / norm``; each exponential is monotone in ``t``, so its coefficient's
+        extremes over ``[start, end)`` bound the chance, and a cell's mean lies between them.
+        Both polls up (or both down) keep it far from one half across most long gaps. The
+        bounds must clear ``below`` by ``SETTLED_MARGIN``, far above the cells' rounding."""
+        times = self._times
+        if not times[0] <= start < end <= times[-1]:
+            return None
+        gap = bisect.bisect_right(times, start) - 1
+        g0, g1 = times[gap], times[gap + 1]
+        own_bridge = type(self)._bridge is NearestThenMarkovEstimate._bridge
+        if end > g1 or g1 - g0 <= 2 * self._hold or not own_bridge:
+            return None
+        k, pi = self._kappa, self._pi
+        length, pi_b, big_a, big_b, decay, norm = self._gap_constants(gap)
+        c0, c1, c2 = pi * pi_b + big_a * big_b * decay, pi * big_b, big_a * pi_b
+        t1, t2 = start - g0, end - g0
+        near_end = (math.exp(-k * (length - t1)), math.exp(-k * (length - t2)))  # rising in t
+        near_start = (math.exp(-k * t2), math.exp(-k * t1))  # falling in t: (min, max)
+        low = c0 + min(c1 * near_end[0], c1 * near_end[1]) + min(c2 * near_start[0], c2 * near_start[1])
+        high = c0 + max(c1 * near_end[0], c1 * near_end[1]) + max(c2 * near_start[0], c2 * near_start[1])
+        if low / norm >= below + SETTLED_MARGIN:
+            return False
+        if high / norm < below - SETTLED_MARGIN:
+            return True
         return None
 
     def _gaps_uptime(self, total: float, start: int, end: int, gap: Optional[int] = None) -> float:

@@ -28,6 +28,7 @@ from chalicelib.core.outages import (
     open_per_hour,
     outage_fields,
     store_outages,
+    up_strip,
     week_strip,
 )
 from chalicelib.core.schedule import (
@@ -186,11 +187,14 @@ class BusinessWindows:
     spans: tuple[list[Span], ...]
     seconds: tuple[int, ...]
     open_per_hour: list[int]
+    #: the week strip of a store without outages (``outages.up_strip``)
+    up_strip: str
 
 
 def business_windows(business: list[Span], now: int) -> BusinessWindows:
     spans = tuple(clip_spans(business, now - length, now) for _name, length in WINDOWS)
-    return BusinessWindows(business, spans, tuple(map(total_seconds, spans)), open_per_hour(business, now))
+    hours = open_per_hour(business, now)
+    return BusinessWindows(business, spans, tuple(map(total_seconds, spans)), hours, up_strip(hours))
 
 
 @dataclass(frozen=True)
@@ -289,7 +293,9 @@ def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: Interpola
            + evidence.detail_fields(now, windows=windows)
            + outage_fields(estimate, evidence.business, now, outages))
     if strip:
-        row.append(week_strip(evidence.business, outages["week"].outages, now, windows.open_per_hour))
+        week = outages["week"].outages
+        row.append(week_strip(evidence.business, week, now, windows.open_per_hour) if week
+                   else windows.up_strip)
     return row
 
 
