@@ -514,13 +514,14 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if self._whole is None:
             states = self._states
             lengths, long_gaps = self._gap_shape()
-            if 0.0 not in states:
-                # all up (most stores): ``1.0 * h + 1.0 * (length - h)`` with ``h = length / 2.0``
-                # is exactly ``float(length)`` (half an integer and the rest are exact floats)
-                whole = list(map(float, lengths))
-            else:
-                whole = [before * (length / 2.0) + after * (length - length / 2.0)
-                         for length, before, after in zip(lengths, states, states[1:], strict=False)]
+            # up at both ends (most gaps): ``1.0 * h + 1.0 * (length - h)`` with ``h = length / 2.0``
+            # is exactly ``float(length)`` (half an integer and the rest are exact floats)
+            whole = list(map(float, lengths))
+            if 0.0 in states:  # the gaps with a down end, by the expression
+                both_up = map(operator.mul, states, itertools.islice(states, 1, None))
+                for gap in itertools.compress(itertools.count(), map(operator.not_, both_up)):
+                    length, before, after = lengths[gap], states[gap], states[gap + 1]
+                    whole[gap] = before * (length / 2.0) + after * (length - length / 2.0)
             for gap in long_gaps:
                 whole[gap] = self._bridge(gap, 0, lengths[gap])
             self._whole = whole
