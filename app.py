@@ -39,6 +39,7 @@ from chalicelib.reporting import (
     job_view,
     parse_as_of,
     parse_report_id,
+    settle_heap_once,
 )
 from chalicelib.settings import QueueNames
 from chalicelib.storage.models import JobStatus, ReportJob
@@ -407,6 +408,7 @@ def compute_report_part(event: SQSEvent) -> None:
     the job up (``ReportService.deliver_part``)."""
     bind_request(event.context)
     service = _service()
+    settle_heap_once()  # the worker's imports and clients out of the part's collections
     for record in _records(event):
         try:
             part = ReportPart.from_json(record.body)

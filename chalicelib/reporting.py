@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import gc
 import heapq
 import io
 import json
@@ -34,7 +35,9 @@ from chalicelib.core.report import (
     CSV_HEADER,
     DETAIL_EXTRA_HEADER,
     READ_RANGE,
+    BusinessWindows,
     StoreEvidence,
+    business_windows,
     default_rule,
     detail_row,
     evidence_in_business,
@@ -52,6 +55,22 @@ from chalicelib.storage.models import JobStatus, ReportJob, Tables
 from chalicelib.storage.polls import PollRepository, ShardPolls, shard_of
 from chalicelib.storage.store_maps import StoreMapRepository
 from chalicelib.storage.store_maps import business_hours_repository, timezone_repository
+
+
+_HEAP_SETTLED = False
+
+
+def settle_heap_once() -> None:
+    """Collect once, then freeze what is left (modules, clients, the service), so a part's full
+    collections walk only what parts make. Measured (uuid-week, 4 parts in one process with the
+    in-process emulator, gc.callbacks): a full collection over the ~335k objects imports and
+    clients leave took 0.47 s of a 4.1 s part; parts without one spent 0.05-0.10 s in GC. Once
+    per process, before any part: frozen objects are never collected, so none a part made is."""
+    global _HEAP_SETTLED
+    if not _HEAP_SETTLED:
+        gc.collect()
+        gc.freeze()
+        _HEAP_SETTLED = True
 
 
 class ReportInputError(Exception):
@@ -470,12 +489,19 @@ class ReportService:
         does not grow with its number of shards, nor with a shard's polls as tuples."""
         for shard in sorted(set(shards)):
             packed, rule = self._packed_evidence(shard, data_now)
+            # Stores share a few hundred business times (``_evidence_in_order``): their windows
+            # and strip hours are computed once each, keyed on the shared list (held, so its
+            # id is not reused).
+            windows_of: dict[int, BusinessWindows] = {}
             for store_id in list(packed):  # by id; each store's evidence let go once used
                 business, times, actives, last_poll = packed.pop(store_id)
+                windows = windows_of.get(id(business))
+                if windows is None:
+                    windows = windows_of[id(business)] = business_windows(business, data_now)
                 # back to columns (C-speed copies): the core's fast paths read them directly
                 evidence = StoreEvidence(business, PollColumns(times.tolist(), list(map(bool, actives))),
                                          last_poll)
-                yield shard, detail_row(store_id, evidence, data_now, rule, strip=True)
+                yield shard, detail_row(store_id, evidence, data_now, rule, strip=True, windows=windows)
 
     def _packed_evidence(self, shard: int, data_now: int) -> tuple[dict[str, _Packed], InterpolationRule]:
         """``shard_evidence`` with each store's evidence polls packed (instants in an array,

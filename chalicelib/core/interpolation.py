@@ -12,6 +12,7 @@ docs/ALGORITHM.md); ``paced_silence`` (``DEFAULT_RULE_NAME``) is the one reports
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import operator
@@ -201,7 +202,8 @@ class MarkovBridgeEstimate:
 
     def __init__(self, polls: Sequence[Poll], params: MarkovParameters) -> None:
         if isinstance(polls, PollColumns):
-            self._times, self._states = polls.times, [1.0 if active else 0.0 for active in polls.actives]
+            # float(bool) is 1.0 or 0.0: the conditional's values, built at C speed
+            self._times, self._states = polls.times, list(map(float, map(bool, polls.actives)))
         else:
             self._times = [at for at, _ in polls]
             self._states = [1.0 if active else 0.0 for _, active in polls]
@@ -292,6 +294,11 @@ def _clamp(value: float, length: float) -> float:
     """``min(length, max(0.0, value))``, picking the very operand the builtins would."""
     value = value if value > 0.0 else 0.0
     return value if value < length else length
+
+
+#: How far from the threshold ``NearestThenMarkovEstimate.settled`` wants its bounds: a cell's
+#: uptime is computed to ~1e-12 of its length, so this leaves no doubt which side it falls.
+SETTLED_MARGIN = 1e-6
 
 
 class NearestThenMarkovEstimate(MarkovBridgeEstimate):
@@ -440,6 +447,37 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             return lambda lo, hi: _clamp(0.0 + relaxing(state, lo - last, hi - last), float(hi - lo))
         return None
 
+    def settled(self, start: int, end: int, below: float) -> Optional[bool]:
+        """Whether every cell of ``[start, end)`` has its uptime below ``below`` of its length
+        (True) or none has (False), when that is certain without reading cells; None otherwise.
+
+        Inside one long gap the Markov bridge's chance of up is ``(c0 + c1 e^(-k (length - t))
+        + c2 e^(-k t)) / norm``; each exponential is monotone in ``t``, so its coefficient's
+        extremes over ``[start, end)`` bound the chance, and a cell's mean lies between them.
+        Both polls up (or both down) keep it far from one half across most long gaps. The
+        bounds must clear ``below`` by ``SETTLED_MARGIN``, far above the cells' rounding."""
+        times = self._times
+        if not times[0] <= start < end <= times[-1]:
+            return None
+        gap = bisect.bisect_right(times, start) - 1
+        g0, g1 = times[gap], times[gap + 1]
+        own_bridge = type(self)._bridge is NearestThenMarkovEstimate._bridge
+        if end > g1 or g1 - g0 <= 2 * self._hold or not own_bridge:
+            return None
+        k, pi = self._kappa, self._pi
+        length, pi_b, big_a, big_b, decay, norm = self._gap_constants(gap)
+        c0, c1, c2 = pi * pi_b + big_a * big_b * decay, pi * big_b, big_a * pi_b
+        t1, t2 = start - g0, end - g0
+        near_end = (math.exp(-k * (length - t1)), math.exp(-k * (length - t2)))  # rising in t
+        near_start = (math.exp(-k * t2), math.exp(-k * t1))  # falling in t: (min, max)
+        low = c0 + min(c1 * near_end[0], c1 * near_end[1]) + min(c2 * near_start[0], c2 * near_start[1])
+        high = c0 + max(c1 * near_end[0], c1 * near_end[1]) + max(c2 * near_start[0], c2 * near_start[1])
+        if low / norm >= below + SETTLED_MARGIN:
+            return False
+        if high / norm < below - SETTLED_MARGIN:
+            return True
+        return None
+
     def _gaps_uptime(self, total: float, start: int, end: int, gap: Optional[int] = None) -> float:
         """``total`` plus each gap's part of ``[start, end)``, in gap order: the gaps with
         ``times[gap] < end`` from the one holding ``start`` (``gap`` when the caller found it);
@@ -454,9 +492,8 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if gap < whole_from:
             g0, g1 = times[gap], times[gap + 1]
             total += self._bridge(gap, start - g0, (g1 if g1 < end else end) - g0)  # min(end, g1)
-        if whole_from < whole_to:
-            for value in self._whole_gaps()[whole_from:whole_to]:
-                total += value
+        if whole_from < whole_to:  # left to right, as a ``total += value`` loop adds (C speed)
+            total = functools.reduce(operator.add, self._whole_gaps()[whole_from:whole_to], total)
         if whole_from <= whole_to < stop:
             cut = times[whole_to]
             total += self._bridge(whole_to, max(start, cut) - cut, end - cut)
@@ -477,8 +514,14 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if self._whole is None:
             states = self._states
             lengths, long_gaps = self._gap_shape()
-            whole = [before * (length / 2.0) + after * (length - length / 2.0)
-                     for length, before, after in zip(lengths, states, states[1:], strict=False)]
+            # up at both ends (most gaps): ``1.0 * h + 1.0 * (length - h)`` with ``h = length / 2.0``
+            # is exactly ``float(length)`` (half an integer and the rest are exact floats)
+            whole = list(map(float, lengths))
+            if 0.0 in states:  # the gaps with a down end, by the expression
+                both_up = map(operator.mul, states, itertools.islice(states, 1, None))
+                for gap in itertools.compress(itertools.count(), map(operator.not_, both_up)):
+                    length, before, after = lengths[gap], states[gap], states[gap + 1]
+                    whole[gap] = before * (length / 2.0) + after * (length - length / 2.0)
             for gap in long_gaps:
                 whole[gap] = self._bridge(gap, 0, lengths[gap])
             self._whole = whole

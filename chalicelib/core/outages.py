@@ -71,6 +71,10 @@ def _fractional(estimate: UptimeEstimate, start: int, end: int) -> list[tuple[in
     agree the state is taken to hold: the fractional parts of the estimate move on scales
     of hours (relaxation 3 h, silence trust 12 h), so only a dip across one half narrower
     than the samples' spacing can be missed."""
+    settled = getattr(estimate, "settled", None)
+    state = settled(start, end, DOWN_BELOW) if settled is not None else None
+    if state is not None:  # every cell on one side: what the samples below would all say
+        return [(start, end, state)]
     cells = -(-(end - start) // CELL_SECONDS)
     term = getattr(estimate, "term_uptime", None)
     uptime_seconds = (term(start, end) if term is not None else None) or estimate.uptime_seconds
@@ -175,9 +179,14 @@ def window_outages(down: Sequence[Span], start: int, end: int,
 
 
 def store_outages(estimate: UptimeEstimate, business: Sequence[Span], now: int,
-                  min_seconds: int = MIN_OUTAGE_SECONDS) -> dict[str, OutageStats]:
-    """Each report window's outages, from one pass over the week's business time."""
-    down = down_spans(estimate, clip_spans(business, now - WEEK, now))
+                  min_seconds: int = MIN_OUTAGE_SECONDS,
+                  week_business: Optional[Sequence[Span]] = None) -> dict[str, OutageStats]:
+    """Each report window's outages, from one pass over the week's business time
+    (``week_business``: ``business`` clipped to the week, when the caller has it)."""
+    week = week_business if week_business is not None else clip_spans(business, now - WEEK, now)
+    down = down_spans(estimate, week)
+    if not down:  # no window has outages: each is the clip of the week's down stretches
+        return {name: OutageStats([], now) for name, _, _ in _WINDOWS}
     return {name: window_outages(down, now - length, now, min_seconds) for name, length, _ in _WINDOWS}
 
 
@@ -186,14 +195,21 @@ def _hundredths(seconds: float, unit: int) -> str:
     return f"{value // 100}.{value % 100:02d}"
 
 
+#: ``outage_fields`` of a window without outages: none, the longest and total zero, no MTTR.
+_NO_OUTAGE_FIELDS = ("0", "0.00", "0.00", "")
+
+
 def outage_fields(estimate: UptimeEstimate, business: Sequence[Span], now: int,
                   stats: Optional[dict[str, OutageStats]] = None) -> list[str]:
     """The detail report's ``OUTAGE_HEADER`` columns for one store (MTTR empty when no
     outage ended in the window); ``stats``: ``store_outages`` when the caller has them."""
     stats = stats if stats is not None else store_outages(estimate, business, now)
-    fields = []
+    fields: list[str] = []
     for name, _, unit in _WINDOWS:
         window = stats[name]
+        if not window.outages:  # most windows of most stores: the fields below, known
+            fields += _NO_OUTAGE_FIELDS
+            continue
         mttr = window.mean_time_to_recovery
         fields += [str(window.count), _hundredths(window.longest, unit), _hundredths(window.total, unit),
                    "" if mttr is None else _hundredths(mttr, unit)]
@@ -204,17 +220,30 @@ def outage_fields(estimate: UptimeEstimate, business: Sequence[Span], now: int,
 STRIP_CLOSED, STRIP_UP, STRIP_DOWN, STRIP_PARTLY = ".", "+", "-", "~"
 
 
-def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int) -> str:
+def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int,
+               open_seconds: Optional[list[int]] = None) -> str:
     """The week ending at ``now`` in 168 characters, one per hour, oldest first: what the
-    report page draws (``STRIP_*``); ``outages`` are the week's."""
+    report page draws (``STRIP_*``); ``outages`` are the week's. ``open_seconds``:
+    ``open_per_hour(business, now)`` when the caller has it (stores share business times)."""
     start = now - WEEK
-    open_seconds = _seconds_per_hour(business, start)
-    down_seconds = _seconds_per_hour(outages, start)
-    if not any(down_seconds):
-        return "".join([STRIP_UP if opened else STRIP_CLOSED for opened in open_seconds])
+    open_seconds = open_seconds if open_seconds is not None else _seconds_per_hour(business, start)
+    down_seconds = _seconds_per_hour(outages, start) if outages else None
+    if down_seconds is None or not any(down_seconds):
+        return up_strip(open_seconds)
     return "".join([STRIP_CLOSED if not opened else STRIP_UP if not down
                     else STRIP_DOWN if down >= opened else STRIP_PARTLY
                     for opened, down in zip(open_seconds, down_seconds, strict=True)])
+
+
+def up_strip(open_seconds: Sequence[int]) -> str:
+    """``week_strip`` of a week without outages, from ``open_per_hour``: it depends on the
+    business time alone, so stores sharing one share it."""
+    return "".join([STRIP_UP if opened else STRIP_CLOSED for opened in open_seconds])
+
+
+def open_per_hour(business: Sequence[Span], now: int) -> list[int]:
+    """Business seconds in each hour of the week ending at ``now``: ``week_strip``'s open hours."""
+    return _seconds_per_hour(business, now - WEEK)
 
 
 def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:

@@ -23,7 +23,14 @@ from chalicelib.core.interpolation import (
     canonical_polls,
     paced_silence,
 )
-from chalicelib.core.outages import OUTAGE_HEADER, outage_fields, store_outages, week_strip
+from chalicelib.core.outages import (
+    OUTAGE_HEADER,
+    open_per_hour,
+    outage_fields,
+    store_outages,
+    up_strip,
+    week_strip,
+)
 from chalicelib.core.schedule import (
     Span,
     WeeklySchedule,
@@ -170,6 +177,27 @@ def _overlap_seconds(spans: Sequence[Span], others: Sequence[Span]) -> int:
 
 
 @dataclass(frozen=True)
+class BusinessWindows:
+    """What a row reads of a business time alone, not of the store's polls: each window's
+    spans (``WINDOWS`` order) and seconds, and the week's open seconds per hour (the strip).
+    Stores sharing a schedule and zone share their business time, so a part computes this once
+    per business time instead of once per store (``business_windows``)."""
+
+    business: list[Span]
+    spans: tuple[list[Span], ...]
+    seconds: tuple[int, ...]
+    open_per_hour: list[int]
+    #: the week strip of a store without outages (``outages.up_strip``)
+    up_strip: str
+
+
+def business_windows(business: list[Span], now: int) -> BusinessWindows:
+    spans = tuple(clip_spans(business, now - length, now) for _name, length in WINDOWS)
+    hours = open_per_hour(business, now)
+    return BusinessWindows(business, spans, tuple(map(total_seconds, spans)), hours, up_strip(hours))
+
+
+@dataclass(frozen=True)
 class StoreEvidence:
     """A store's business time in the read range and the polls that speak about it."""
 
@@ -178,15 +206,17 @@ class StoreEvidence:
     #: The latest poll read, evidence or not (None: no poll in the read range).
     last_poll: Optional[int] = None
 
-    def detail_fields(self, now: int, hold: int = int(HOLD_HOURS * 3600)) -> list[str]:
-        """The detail report's extra columns (``DETAIL_EXTRA_HEADER``) for this store."""
+    def detail_fields(self, now: int, hold: int = int(HOLD_HOURS * 3600),
+                      windows: Optional[BusinessWindows] = None) -> list[str]:
+        """The detail report's extra columns (``DETAIL_EXTRA_HEADER``) for this store;
+        ``windows``: ``business_windows`` of its business time when the caller has them."""
+        windows = windows if windows is not None else business_windows(self.business, now)
         near = _near_spans(self.polls, hold)
         instants = _instants(self.polls)
         fields = []
-        for _name, length in WINDOWS:
+        for (_name, length), spans, seconds in zip(WINDOWS, windows.spans, windows.seconds, strict=True):
             unit = 60 if length == HOUR else 3600
-            spans = clip_spans(self.business, now - length, now)
-            business = round(total_seconds(spans) * 100 / unit)
+            business = round(seconds * 100 / unit)
             backed = min(business, round(_overlap_seconds(spans, near) * 100 / unit))
             first = bisect.bisect_left(instants, now - length)
             fields += [_hundredths(business), _hundredths(backed), _hundredths(business - backed),
@@ -231,36 +261,41 @@ def evidence_in_business(polls: Iterable[Poll], business: list[Span], now: int) 
 
 
 def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
-                         rule: InterpolationRule, estimate: Optional[UptimeEstimate] = None) -> StoreReport:
-    """``estimate``: ``rule(evidence.polls)`` when the caller already has it."""
+                         rule: InterpolationRule, estimate: Optional[UptimeEstimate] = None,
+                         windows: Optional[BusinessWindows] = None) -> StoreReport:
+    """``estimate``: ``rule(evidence.polls)`` when the caller already has it; ``windows``:
+    ``business_windows`` of its business time, likewise."""
     estimate = estimate if estimate is not None else rule(evidence.polls)
+    windows = windows if windows is not None else business_windows(evidence.business, now)
     totals = {}
     # The windows nest (hour in day in week): a business span whole in two windows is
     # integrated once, the very same call, so the same float.
     uptimes: dict[Span, float] = {}
-    for name, length in WINDOWS:
-        spans = clip_spans(evidence.business, now - length, now)
+    uptime_seconds = estimate.uptime_seconds
+    for (name, _length), spans, seconds in zip(WINDOWS, windows.spans, windows.seconds, strict=True):
         for span in spans:
             if span not in uptimes:
-                uptimes[span] = estimate.uptime_seconds(*span)
-        totals[name] = WindowTotals(
-            business=sum(hi - lo for lo, hi in spans),
-            uptime=sum(uptimes[span] for span in spans),
-        )
+                uptimes[span] = uptime_seconds(*span)
+        totals[name] = WindowTotals(business=seconds, uptime=sum(uptimes[span] for span in spans))
     return StoreReport(store_id=store_id, **totals)
 
 
 def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: InterpolationRule,
-               strip: bool = False) -> list[str]:
+               strip: bool = False, windows: Optional[BusinessWindows] = None) -> list[str]:
     """A detail report row: the standard columns, then ``DETAIL_EXTRA_HEADER``; one estimate
     for both, so the outages rest on the very numbers of the standard columns. ``strip``:
-    then the week strip (``outages.week_strip``) the report page draws."""
+    then the week strip (``outages.week_strip``) the report page draws. ``windows``:
+    ``business_windows(evidence.business, now)``, which stores sharing a business time share."""
+    windows = windows if windows is not None else business_windows(evidence.business, now)
     estimate = rule(evidence.polls)
-    outages = store_outages(estimate, evidence.business, now)
-    row = (report_from_evidence(store_id, evidence, now, rule, estimate).csv_fields()
-           + evidence.detail_fields(now) + outage_fields(estimate, evidence.business, now, outages))
+    outages = store_outages(estimate, evidence.business, now, week_business=windows.spans[-1])
+    row = (report_from_evidence(store_id, evidence, now, rule, estimate, windows).csv_fields()
+           + evidence.detail_fields(now, windows=windows)
+           + outage_fields(estimate, evidence.business, now, outages))
     if strip:
-        row.append(week_strip(evidence.business, outages["week"].outages, now))
+        week = outages["week"].outages
+        row.append(week_strip(evidence.business, week, now, windows.open_per_hour) if week
+                   else windows.up_strip)
     return row
 
 

@@ -318,3 +318,52 @@ def test_short_gap_bridge_is_its_min_max_expression(now, offsets, seed):
                                 + states[gap + 1] * max(0.0, t2 - max(t1, middle)))
                     got = estimate._bridge(gap, t1, t2)
                     assert (got, type(got)) == (expected, type(expected))
+
+
+class _Unsettled:
+    """An estimate's outage reading without ``settled``: every fractional piece sampled."""
+
+    def __init__(self, estimate: NearestThenMarkovEstimate) -> None:
+        self.uptime_seconds, self.term_uptime = estimate.uptime_seconds, estimate.term_uptime
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       seed=st.integers(0, 1000), paced=st.booleans())
+def test_settled_pieces_read_as_their_sampled_cells(now, offsets, share, seed, paced):
+    """``settled`` spares sampling a long gap's cells only where every cell is on one side:
+    ``_fractional`` gives what sampling gave, and each cell is on the side it says."""
+    from chalicelib.core.outages import CELL_SECONDS, DOWN_BELOW, _fractional
+    estimate = _estimate(now, offsets, share, paced)
+    if not isinstance(estimate, NearestThenMarkovEstimate):
+        return
+    for lo, hi in _spans_to_try(estimate, now, seed):
+        for start, end, value in estimate.pieces(lo, hi):
+            if value is not None:
+                continue
+            assert _fractional(estimate, start, end) == _fractional(_Unsettled(estimate), start, end)
+            state = estimate.settled(start, end, DOWN_BELOW)
+            if state is None or end - start > 3 * 86400:
+                continue
+            for cell in range(start, end, CELL_SECONDS):
+                top = min(end, cell + CELL_SECONDS)
+                assert (estimate.uptime_seconds(cell, top) < DOWN_BELOW * (top - cell)) == state
+
+
+def test_rows_without_outages_take_the_shared_strip_and_fields():
+    """A week without outages: the strip and outage fields the shared fast paths give are the
+    ones drawn and formatted from empty outages."""
+    from chalicelib.core.outages import OutageStats, outage_fields, week_strip
+    from chalicelib.core.report import business_windows
+    now = 1_700_000_000
+    business = store_evidence([], WeeklySchedule.from_rows([(0, 9 * 3600, 17 * 3600), (3, 0, 86399)]),
+                              "America/New_York", now).business
+    windows = business_windows(business, now)
+    assert windows.up_strip == week_strip(business, [], now) == week_strip(business, [(now, now)], now)
+    empty = {name: OutageStats([], now) for name in ("hour", "day", "week")}
+    slow = []
+    for name, unit in (("hour", 60), ("day", 3600), ("week", 3600)):
+        stats = empty[name]
+        slow += [str(stats.count), f"{round(stats.longest * 100 / unit) // 100}.00",
+                 f"{round(stats.total * 100 / unit) // 100}.00", ""]
+    assert outage_fields(None, business, now, empty) == slow  # type: ignore[arg-type]
