@@ -28,7 +28,7 @@ import sys
 import zlib
 from array import array
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain
 from typing import Iterable, Iterator, Sequence
 
 MAGIC = b"SMB1"
@@ -93,6 +93,21 @@ class Block:
             yield store, self.values[self.offsets[index]:self.offsets[index + 1]]
 
 
+def _store_ids(payload: memoryview, at: int, lengths: Sequence[int]) -> list[str]:
+    """The ids region decoded at once and cut by the lengths (a block's ids are nearly always
+    ASCII, where bytes and characters coincide); one decode per id otherwise."""
+    total = sum(lengths)
+    text = bytes(payload[at:at + total]).decode("utf-8")
+    if len(text) == total:
+        ends = list(accumulate(lengths))
+        return [text[end - length:end] for length, end in zip(lengths, ends, strict=True)]
+    stores = []
+    for length in lengths:
+        stores.append(bytes(payload[at:at + length]).decode("utf-8"))
+        at += length
+    return stores
+
+
 def decode_block(blob: bytes) -> Block:
     """Inverse of ``encode_block``; raises ``BlockError`` for anything else."""
     if not blob.startswith(MAGIC):
@@ -103,10 +118,8 @@ def decode_block(blob: bytes) -> Block:
         at = 4
         lengths = _read_array("H", payload[at:at + 2 * count])
         at += 2 * count
-        stores = []
-        for length in lengths:
-            stores.append(bytes(payload[at:at + length]).decode("utf-8"))
-            at += length
+        stores = _store_ids(payload, at, lengths)
+        at += sum(lengths)
         counts = _read_array("I", payload[at:at + 4 * count])
         at += 4 * count
         values = _read_array("I", payload[at:])
