@@ -28,7 +28,7 @@ import sys
 import zlib
 from array import array
 from dataclasses import dataclass
-from itertools import chain
+from itertools import accumulate, chain, pairwise
 from typing import Iterable, Iterator, Sequence
 
 MAGIC = b"SMB1"
@@ -93,6 +93,21 @@ class Block:
             yield store, self.values[self.offsets[index]:self.offsets[index + 1]]
 
 
+def _store_ids(payload: memoryview, at: int, lengths: Sequence[int]) -> list[str]:
+    """The ids region decoded at once and cut by the lengths (a block's ids are nearly always
+    ASCII, where bytes and characters coincide); one decode per id otherwise."""
+    total = sum(lengths)
+    text = bytes(payload[at:at + total]).decode("utf-8")
+    if len(text) == total:
+        ends = list(accumulate(lengths))
+        return [text[end - length:end] for length, end in zip(lengths, ends, strict=True)]
+    stores = []
+    for length in lengths:
+        stores.append(bytes(payload[at:at + length]).decode("utf-8"))
+        at += length
+    return stores
+
+
 def decode_block(blob: bytes) -> Block:
     """Inverse of ``encode_block``; raises ``BlockError`` for anything else."""
     if not blob.startswith(MAGIC):
@@ -103,10 +118,8 @@ def decode_block(blob: bytes) -> Block:
         at = 4
         lengths = _read_array("H", payload[at:at + 2 * count])
         at += 2 * count
-        stores = []
-        for length in lengths:
-            stores.append(bytes(payload[at:at + length]).decode("utf-8"))
-            at += length
+        stores = _store_ids(payload, at, lengths)
+        at += sum(lengths)
         counts = _read_array("I", payload[at:at + 4 * count])
         at += 4 * count
         values = _read_array("I", payload[at:])
@@ -127,6 +140,39 @@ def merge_blocks(blocks: Iterable[Block]) -> list[Entry]:
         for store, values in block.entries():
             merged.setdefault(store, set()).update(values)
     return [(store, sorted(values)) for store, values in sorted(merged.items())]
+
+
+def union_block(blocks: Sequence[Block]) -> Block:
+    """Several decoded blocks of one day as one block (a reader's view: its stores' values are
+    the sorted union of theirs, what ``merge_blocks`` gives, at array speed). Hourly segments hold
+    disjoint hours, so a store's values are mostly the concatenation of its slices in the
+    blocks' time order: checked once per block set, else per store, else a set union."""
+    if len(blocks) == 1:
+        return blocks[0]
+    ranges = sorted((min(block.values), max(block.values), index)
+                    for index, block in enumerate(blocks) if block.values)
+    ordered = [blocks[index] for _, _, index in ranges] + [block for block in blocks if not block.values]
+    disjoint = all(low > high for (_, high, _), (low, _, _) in pairwise(ranges))
+    slices: dict[str, list[array]] = {}
+    for block in ordered:
+        values, offsets = block.values, block.offsets
+        for index, store in enumerate(block.stores):
+            parts = slices.get(store)
+            if parts is None:
+                parts = slices[store] = []
+            if offsets[index] < offsets[index + 1]:
+                parts.append(values[offsets[index]:offsets[index + 1]])
+    stores = sorted(slices)
+    merged, offsets = array(blocks[0].values.typecode), [0]
+    for store in stores:
+        parts = slices[store]
+        if len(parts) == 1 or disjoint or all(a[-1] < b[0] for a, b in pairwise(parts)):
+            for part in parts:
+                merged += part
+        else:
+            merged.extend(sorted(set().union(*parts)))
+        offsets.append(len(merged))
+    return Block(stores, offsets, merged)
 
 
 def block_id(blob: bytes) -> str:

@@ -44,6 +44,7 @@ from chalicelib.storage.blocks import (
     decode_block,
     merge_blocks,
     pack_blocks,
+    union_block,
 )
 from chalicelib.storage.layout import DEFAULT_ITEM_BUDGET, shard_of
 from chalicelib.storage.models import PollBlock, PollDirectory, Tables
@@ -186,6 +187,16 @@ class StorePolls(Mapping[str, PollColumns]):
             lo, hi = offsets[index], offsets[index + 1]
             if lo < hi:
                 pieces[store].append((day_start, number, lo, hi))
+
+    def add_day(self, day_start: int, blocks: Sequence[Block]) -> None:
+        """A day's blocks. Several that share stores (a day's hourly segments, not yet compacted)
+        are merged once into one block, column-wise, so each store again finds its day in one
+        piece (``_one_piece_a_day``) instead of merging it store by store."""
+        if len(blocks) > 1 and len(set().union(*(block.stores for block in blocks))) < sum(
+                len(block.stores) for block in blocks):
+            blocks = [union_block(blocks)]
+        for block in blocks:
+            self.add_block(day_start, block)
 
     def _columns(self, day_start: int, number: int) -> tuple[list[int], list[bool]]:
         """A block's instants and statuses, all its stores' at once (a report reads every
@@ -500,12 +511,15 @@ class PollRepository:
         polls = StorePolls(start, end)
         roster: set[str] = set()
         skipped: list[str] = []
+        by_day: dict[int, list[Block]] = defaultdict(list)
         for key, block in self._read_blocks(sorted(block_days), skipped=skipped):
             day_start = block_days[key]
             if day_start < 0:
                 roster.update(block.stores)
             else:
-                polls.add_block(day_start, block)
+                by_day[day_start].append(block)
+        for day_start, blocks in sorted(by_day.items()):
+            polls.add_day(day_start, blocks)
         return ShardPolls(polls_by_store=polls, roster=roster, skipped_blocks=skipped)
 
 

@@ -42,7 +42,7 @@ from chalicelib.core.report import (
 )
 from chalicelib.core.schedule import WeeklySchedule, clip_spans, merge_spans, total_seconds
 from chalicelib.core.units import DAY
-from chalicelib.storage.blocks import decode_block, encode_block
+from chalicelib.storage.blocks import decode_block, encode_block, merge_blocks, union_block
 from chalicelib.storage.polls import StorePolls, poll_value
 from tests.unit.test_core_properties import END_2030, START_2020, poll_lists, schedule_rows
 
@@ -367,3 +367,36 @@ def test_rows_without_outages_take_the_shared_strip_and_fields():
         slow += [str(stats.count), f"{round(stats.longest * 100 / unit) // 100}.00",
                  f"{round(stats.total * 100 / unit) // 100}.00", ""]
     assert outage_fields(None, business, now, empty) == slow  # type: ignore[arg-type]
+
+
+_day_values = st.lists(st.integers(0, 2 * DAY - 1), max_size=12)
+
+
+@common
+@given(content=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c", "d\u00e9", "e"]), _day_values,
+                                        max_size=5), min_size=1, max_size=6),
+       hourly=st.booleans(), now=st.integers(START_2020, END_2030), cut=st.integers(0, 2 * DAY))
+def test_a_days_blocks_merged_once_give_what_the_per_store_merge_gives(content, hourly, now, cut):
+    """``union_block`` (a day's segments merged once, column-wise) is ``merge_blocks`` to the value,
+    and a ``StorePolls`` fed the day by ``add_day`` hands out the very columns of one fed the blocks
+    one by one (the per-store merge). ``hourly``: each block holds its own hour, as hourly drops do."""
+    blocks = []
+    for index, by_store in enumerate(content):
+        if hourly:  # block ``index`` holds hour ``index`` of the day only: disjoint, any order
+            by_store = {store: [index * 7200 + value % 7200 for value in values]
+                        for store, values in by_store.items()}
+        blocks.append(decode_block(encode_block(sorted((store, sorted(set(values)))
+                                                       for store, values in by_store.items()))))
+    merged = union_block(blocks)
+    assert [(store, list(values)) for store, values in merged.entries()] == \
+        [(store, list(values)) for store, values in merge_blocks(blocks)]
+    day_start = now - now % DAY
+    start, end = day_start + cut // 2 - 3600, day_start + cut
+    once, per_store = StorePolls(start, end), StorePolls(start, end)
+    once.add_day(day_start, blocks)
+    for block in blocks:
+        per_store.add_block(day_start, block)
+    assert sorted(once) == sorted(per_store)
+    for store in once:
+        fast, slow = once[store], per_store[store]
+        assert fast.times == slow.times and fast.actives == slow.actives
