@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
+import math
 import operator
 import threading
 import time
@@ -39,10 +40,11 @@ from chalicelib.settings import Settings
 from chalicelib.storage.blocks import (
     Block,
     BlockError,
+    Entry,
     block_id,
     block_size,
     decode_block,
-    merge_blocks,
+    encode_block,
     pack_blocks,
 )
 from chalicelib.storage.layout import DEFAULT_ITEM_BUDGET, shard_of
@@ -67,6 +69,9 @@ ROSTER_MAX_SEGMENTS = 8
 #: A block this writer wrote, at least this share of the item budget, is made base as it is
 #: (``_promotable``): a closed day then holds at most ~1/this times the blocks a merge makes.
 PROMOTE_MIN_FILL = 0.25
+#: A flush cuts a shard-day of several pending blocks into blocks of about this share of the
+#: budget (``_pack_merged``).
+FLUSH_FILL = 0.9
 
 
 @lru_cache(maxsize=1)
@@ -360,7 +365,7 @@ class PollRepository:
         segments: list[tuple[str, list[bytes], Optional[datetime]]] = []
         for (shard, day), blobs in sorted(self._pending.items()):
             if len(blobs) > 1:
-                blobs = pack_blocks(merge_blocks(map(decode_block, blobs)), self.item_budget)
+                blobs = _pack_merged(_merge(map(decode_block, blobs)), self.item_budget)
             segments.append((day_key(shard, day), blobs, self._expiry(day, now)))
             self._touched_days.add((shard, day))
             self._written[(shard, day)].update(map(block_id, blobs))
@@ -486,7 +491,7 @@ class PollRepository:
             merging.append(block)
         if unreadable:
             return False  # never fold a block we could not read out of its directory
-        blobs = pack_blocks(merge_blocks(merging), self.item_budget)
+        blobs = pack_blocks(_merge(merging), self.item_budget)
         base = keep.union(self._put_blocks([(directory.key, blob, directory.expires_at) for blob in blobs],
                                            parallel=False))
         actions: list[Action] = [PollDirectory.base.set(base) if base else PollDirectory.base.remove(),
@@ -563,6 +568,45 @@ class PollRepository:
             else:
                 polls.add_block(day_start, block)
         return ShardPolls(polls_by_store=polls, roster=roster, skipped_blocks=skipped)
+
+
+def _merge(blocks: Iterable[Block]) -> list[Entry]:
+    """``blocks.merge_blocks``, the same entries, without a set and a sort for a store found in
+    one block only: nearly every store of a bulk file's flush (a batch holds a store's rows of a
+    day together unless they straddle two batches), where the union was most of a flush's CPU."""
+    pieces: dict[str, list[Sequence[int]]] = {}
+    for block in blocks:
+        for store, values in block.entries():
+            found = pieces.get(store)
+            if found is None:
+                pieces[store] = [values]
+            else:
+                found.append(values)
+    return [(store, found[0] if len(found) == 1 else sorted(set().union(*found)))
+            for store, found in sorted(pieces.items(), key=operator.itemgetter(0))]
+
+
+def _pack_merged(entries: list[Entry], budget: int) -> list[bytes]:
+    """``pack_blocks`` of a flush's merged shard-day, cut first into pieces of ~``FLUSH_FILL`` of
+    the budget by the compression of its first eighth: ``pack_blocks`` alone halves until a block
+    fits, compressing everything again at each level (most of a fleet-10x flush's CPU), and leaves
+    blocks of 50-100 % of the budget; here most are encoded once, and fuller."""
+    sizes = [6 + len(store) + 4 * len(values) for store, values in entries]
+    total, sample = sum(sizes), max(1, len(entries) // 8)
+    if total + 128 <= budget:
+        return pack_blocks(entries, budget)
+    ratio = len(encode_block(entries[:sample])) / sum(sizes[:sample])
+    pieces = math.ceil(total * ratio / (FLUSH_FILL * budget))
+    if pieces <= 1:
+        return pack_blocks(entries, budget)
+    goal, running, cuts = total / pieces, 0, [0]
+    for index, size in enumerate(sizes[:-1], 1):
+        running += size
+        if running >= goal * len(cuts):
+            cuts.append(index)
+    cuts.append(len(entries))
+    return [blob for start, end in itertools.pairwise(cuts)
+            for blob in pack_blocks(entries[start:end], budget)]
 
 
 def _due(directory: _Directory, closed: bool, roster: bool) -> bool:
