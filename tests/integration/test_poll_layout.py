@@ -15,8 +15,9 @@ import pytest
 
 from chalicelib.ingestion import ingest_lines
 from chalicelib.settings import Settings
+from chalicelib.storage.blocks import Block, decode_block, merge_blocks, pack_blocks
 from chalicelib.storage.models import Tables
-from chalicelib.storage.polls import DAY, PollRepository, StorePoll, day_key, shard_of
+from chalicelib.storage.polls import DAY, PROMOTE_MIN_FILL, PollRepository, StorePoll, day_key, shard_of
 from storemon_app.bench import dynamodb_item_size
 from tests import fixtures
 from tests.integration.test_fan_out import _report_bytes
@@ -145,6 +146,67 @@ def test_a_writer_that_flushes_every_batch_reads_back_the_same(aws):
     for store, wanted in expected.items():
         read = small.read_shard(shard_of(store, settings.poll_shards), at - DAY, at + 3 * DAY)
         assert read.polls_by_store[store] == wanted
+
+
+def _bulk_polls(seed: int = 5) -> tuple[int, list[StorePoll]]:
+    """60 stores, each's polls together (a bulk file's order), over about two days."""
+    rng = random.Random(seed)
+    day = int(fixtures.NOW.timestamp()) // DAY * DAY - 4 * DAY
+    stores = [f"{rng.getrandbits(128):032x}" for _ in range(60)]
+    polls = [StorePoll(store, day + 600 * n + rng.randrange(300), rng.random() < 0.8)
+             for store in stores for n in range(300)]
+    return day, polls
+
+
+def _blocks_of_day(directory_key: str) -> list[Block]:
+    directory = _tables().poll_directories.get(directory_key, consistent_read=True)
+    assert not directory.segments
+    return [decode_block(_tables().poll_blocks.get(f"{directory_key}#{content}").blob)
+            for content in sorted(directory.base)]
+
+
+def _ingest_in_flushes(repository: PollRepository, polls: list[StorePoll], latest: int) -> None:
+    for start in range(0, len(polls), 700):  # 300 polls a store: batches end mid-store
+        repository.add_polls(polls[start:start + 700])
+    repository.finish(latest)
+
+
+def test_a_bulk_drops_own_blocks_become_base_unread_and_each_store_stays_in_one_block_a_day(aws):
+    """A closed day this writer wrote in several flushes is not read back and rewritten: its
+    well-filled blocks become base as they are. A store written there in two flushes (a batch
+    boundary) is merged, so each store is in one block of the day, as after a merge."""
+    day, polls = _bulk_polls()
+    repository = PollRepository(1, settings.retention_days, 2048, pending_limit=8000)
+    _ingest_in_flushes(repository, polls, day + 5 * DAY)
+    assert repository.stats.promoted_blocks > 10
+    assert repository.stats.promoted_blocks * 2 > repository.stats.compacted_bytes // 2048
+    for offset in (0, DAY):
+        blocks = _blocks_of_day(day_key(0, day + offset))
+        flat = [store for block in blocks for store in block.stores]
+        assert len(flat) == len(set(flat)) == 60  # each store in one block of the day
+        # and reads stay bounded: within 1 / PROMOTE_MIN_FILL of the blocks a merge makes
+        assert len(blocks) <= len(pack_blocks(merge_blocks(blocks), 2048)) / PROMOTE_MIN_FILL + 1
+    read = repository.read_shard(0, day, day + 3 * DAY)
+    expected: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+    for poll in sorted(polls):
+        expected[poll.store_id].append((poll.at, poll.active))
+    assert {store: list(read.polls_by_store[store]) for store in read.polls_by_store} == expected
+
+
+def test_a_day_holding_another_writers_blocks_is_merged_whole(aws):
+    """Only a writer that wrote every block of a day knows which stores they share: a day with a
+    block from elsewhere (an earlier drop, a concurrent one) is read and merged as before."""
+    day, polls = _bulk_polls()
+    other = PollRepository(1, settings.retention_days, 2048)
+    other.add_polls([polls[0]._replace(active=not polls[0].active)])
+    other.flush()
+    repository = PollRepository(1, settings.retention_days, 2048, pending_limit=8000)
+    _ingest_in_flushes(repository, polls, day + 5 * DAY)
+    blocks = _blocks_of_day(day_key(0, day))
+    assert repository.stats.promoted_blocks > 0  # the next day was this writer's alone
+    assert not set(_tables().poll_directories.get(day_key(0, day)).base) & repository._written[(0, day)]
+    flat = [store for block in blocks for store in block.stores]
+    assert len(flat) == len(set(flat)) == 60
 
 
 def test_a_background_flush_that_fails_fails_the_drop(aws, monkeypatch):
