@@ -24,6 +24,7 @@ Roster blocks carry stores with no values.
 from __future__ import annotations
 
 import hashlib
+import operator
 import sys
 import zlib
 from array import array
@@ -134,12 +135,20 @@ def decode_block(blob: bytes) -> Block:
 
 
 def merge_blocks(blocks: Iterable[Block]) -> list[Entry]:
-    """The union of several blocks' stores and values, as sorted entries for ``pack_blocks``."""
-    merged: dict[str, set[int]] = {}
+    """The union of several blocks' stores and values, as sorted entries for ``pack_blocks``.
+
+    A store found in one block keeps that block's slice (already sorted and unique) without a
+    set and a sort: nearly every store of a bulk file's flush, where the union was most of its CPU."""
+    pieces: dict[str, list[Sequence[int]]] = {}
     for block in blocks:
         for store, values in block.entries():
-            merged.setdefault(store, set()).update(values)
-    return [(store, sorted(values)) for store, values in sorted(merged.items())]
+            found = pieces.get(store)
+            if found is None:
+                pieces[store] = [values]
+            else:
+                found.append(values)
+    return [(store, found[0] if len(found) == 1 else sorted(set().union(*found)))
+            for store, found in sorted(pieces.items(), key=operator.itemgetter(0))]
 
 
 def union_block(blocks: Sequence[Block]) -> Block:

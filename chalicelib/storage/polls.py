@@ -45,6 +45,7 @@ from chalicelib.storage.blocks import (
     block_size,
     decode_block,
     encode_block,
+    merge_blocks,
     pack_blocks,
     union_block,
 )
@@ -376,7 +377,7 @@ class PollRepository:
         segments: list[tuple[str, list[bytes], Optional[datetime]]] = []
         for (shard, day), blobs in sorted(self._pending.items()):
             if len(blobs) > 1:
-                blobs = _pack_merged(_merge(map(decode_block, blobs)), self.item_budget)
+                blobs = _pack_merged(merge_blocks(map(decode_block, blobs)), self.item_budget)
             segments.append((day_key(shard, day), blobs, self._expiry(day, now)))
             self._touched_days.add((shard, day))
             self._written[(shard, day)].update(map(block_id, blobs))
@@ -502,7 +503,7 @@ class PollRepository:
             merging.append(block)
         if unreadable:
             return False  # never fold a block we could not read out of its directory
-        blobs = pack_blocks(_merge(merging), self.item_budget)
+        blobs = pack_blocks(merge_blocks(merging), self.item_budget)
         base = keep.union(self._put_blocks([(directory.key, blob, directory.expires_at) for blob in blobs],
                                            parallel=False))
         actions: list[Action] = [PollDirectory.base.set(base) if base else PollDirectory.base.remove(),
@@ -582,22 +583,6 @@ class PollRepository:
         for day_start, blocks in sorted(by_day.items()):
             polls.add_day(day_start, blocks)
         return ShardPolls(polls_by_store=polls, roster=roster, skipped_blocks=skipped)
-
-
-def _merge(blocks: Iterable[Block]) -> list[Entry]:
-    """``blocks.merge_blocks``, the same entries, without a set and a sort for a store found in
-    one block only: nearly every store of a bulk file's flush (a batch holds a store's rows of a
-    day together unless they straddle two batches), where the union was most of a flush's CPU."""
-    pieces: dict[str, list[Sequence[int]]] = {}
-    for block in blocks:
-        for store, values in block.entries():
-            found = pieces.get(store)
-            if found is None:
-                pieces[store] = [values]
-            else:
-                found.append(values)
-    return [(store, found[0] if len(found) == 1 else sorted(set().union(*found)))
-            for store, found in sorted(pieces.items(), key=operator.itemgetter(0))]
 
 
 def _pack_merged(entries: list[Entry], budget: int) -> list[bytes]:
