@@ -548,22 +548,26 @@ def test_every_step_logs_a_json_line_with_its_ids(client, ingested, caplog):
 
 def test_a_part_whose_invocation_is_lost_is_redelivered_and_the_report_completes(client, ingested):
     """A worker killed mid-part: its message was received and never deleted. The pump, like
-    Lambda, gets it again when its visibility timeout ends (shortened to 1 s here instead of
-    the queue's 90 s, which the timeout test above bounds)."""
+    Lambda, gets it again once its visibility timeout ends. The test ends that timeout itself
+    (ChangeMessageVisibility to 0) instead of waiting for a short one: a 1 s timeout could end
+    while the other parts were still being pumped on a loaded machine, and the report then
+    completed before the test looked at it."""
     import time
 
     from storemon_app.event_pump import EventPump
 
     report_id = trigger(client)
-    pump = EventPump(app_module, wait_seconds=0)  # clients made before the 1 s visibility starts
+    pump = EventPump(app_module, wait_seconds=0)
     compute = next(m for m in pump.mappings if m.handler_name == "compute_report_part")
     url = pump.aws.queue_url(settings.report_queue)
-    lost = pump.aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=1)["Messages"]
+    lost = pump.aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)["Messages"]
     assert len(lost) == 1  # ... and the invocation that had it died
     while pump.pump_once(compute):
         pass
     assert view_of(client, report_id)["status"] == "Running"
-    deadline = time.monotonic() + 10
+    pump.aws.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=lost[0]["ReceiptHandle"],
+                                           VisibilityTimeout=0)  # ... and its visibility timeout ends
+    deadline = time.monotonic() + 30
     while view_of(client, report_id)["status"] == "Running":
         assert time.monotonic() < deadline, "the lost part was not redelivered"
         pump.pump_once(compute)
