@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from botocore.exceptions import EndpointConnectionError
 
@@ -194,24 +194,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 class _OneLineWhenUnreachable(logging.Filter):
     """The pump retries every queue every second; an emulator that went away is one line, not a
-    traceback each time."""
+    traceback each time. Once a process of the stack has died, whatever the pump fails on next
+    (a refused connection, or a reply cut off mid-way, which botocore may parse as an empty
+    one) is that death too: one line as well."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack_down: Callable[[], Optional[str]] = lambda: None
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
-            unreachable = _unreachable_endpoint(record.exc_info[1])
-            if unreachable:
-                record.msg, record.args = f"{record.getMessage()}: cannot reach {unreachable}", ()
+            error = record.exc_info[1]
+            unreachable = _unreachable_endpoint(error)
+            why = f"cannot reach {unreachable}" if unreachable else None
+            if why is None:
+                down = self.stack_down()
+                why = f"{type(error).__name__}: {error} ({down})" if down else None
+            if why:
+                record.msg, record.args = f"{record.getMessage()}: {why}", ()
                 record.exc_info = record.exc_text = None
         return True
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    logging.getLogger("storemon.pump").addFilter(_OneLineWhenUnreachable())
+    one_line = _OneLineWhenUnreachable()
+    logging.getLogger("storemon.pump").addFilter(one_line)
     _stack_endpoint(args)
     reason = None
     try:
         with stop_on_signals(), running_stack(stage=args.stage, emulator_port=args.emulator_port,
                                               api_port=args.api_port) as stack:
+            one_line.stack_down = stack.dead_child
             if not args.empty:
                 _ingest_dataset(find_dataset(Path(args.data) if args.data else sample_dataset()))
             pump = EventPump(_import_app(), concurrency=args.workers).start()

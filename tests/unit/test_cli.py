@@ -3,7 +3,9 @@ how to run things, and every option doing what it says."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 
 import pytest
 
@@ -59,3 +61,25 @@ def test_endpoint_localstack_follows_localstack_conventions(monkeypatch):
     assert "AWS_ENDPOINT_URL_DYNAMODB" not in os.environ
     with pytest.raises(cli.CommandError, match="not --endpoint aws"):
         cli._stack_endpoint(argparse.Namespace(endpoint="aws"))
+
+
+def _pump_failure(error: BaseException) -> logging.LogRecord:
+    try:
+        raise error
+    except BaseException:
+        record = logging.LogRecord("storemon.pump", logging.ERROR, __file__, 1,
+                                   "polling %s failed", ("q",), sys.exc_info())
+    return record
+
+
+def test_up_keeps_tracebacks_while_the_stack_lives_and_one_line_once_a_process_died():
+    """What `up` printed when moto's server was killed mid-reply: botocore parsed the cut-off
+    GetQueueUrl reply as empty and the pump logged a KeyError traceback (a flaky e2e test)."""
+    one_line = cli._OneLineWhenUnreachable()
+    alive = _pump_failure(KeyError("QueueUrl"))
+    assert one_line.filter(alive) and alive.exc_info is not None  # a bug in a live stack keeps its traceback
+    one_line.stack_down = lambda: "the emulator (moto's server) stopped (exit status -9)"
+    dead = _pump_failure(KeyError("QueueUrl"))
+    assert one_line.filter(dead) and dead.exc_info is None
+    assert dead.getMessage() == ("polling q failed: KeyError: 'QueueUrl' "
+                                 "(the emulator (moto's server) stopped (exit status -9))")
