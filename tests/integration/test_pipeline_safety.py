@@ -560,7 +560,8 @@ def test_a_part_whose_invocation_is_lost_is_redelivered_and_the_report_completes
     pump = EventPump(app_module, wait_seconds=0)
     compute = next(m for m in pump.mappings if m.handler_name == "compute_report_part")
     url = pump.aws.queue_url(settings.report_queue)
-    lost = pump.aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)["Messages"]
+    lost = pump.aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1,
+                                        VisibilityTimeout=600)["Messages"]
     assert len(lost) == 1  # ... and the invocation that had it died
     while pump.pump_once(compute):
         pass
