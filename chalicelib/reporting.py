@@ -68,6 +68,28 @@ def settle_heap_once() -> None:
     gc.freeze()
 
 
+#: The first generation's collection threshold while a part computes (CPython's default: 700).
+PART_GC_THRESHOLD = 20_000
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Collect the young generation every ``PART_GC_THRESHOLD`` container allocations instead
+    of every 700 while a part computes, and restore the thresholds after. A part holds a shard's
+    evidence (~4 lists a store) through its second pass and makes millions of short-lived
+    containers; every young collection walks the survivors' references, and every tenth of
+    the middle one may set off a full collection. Measured (uuid-week, one part of 14k stores,
+    gc.callbacks): 0.6-0.8 s of an 11 s part in collections with 700, 0.2 s with 20,000 (no
+    full one). Reference counting frees what a part drops as before: only cyclic garbage waits
+    longer, at most a threshold's worth of objects."""
+    thresholds = gc.get_threshold()
+    gc.set_threshold(PART_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
 class ReportInputError(Exception):
     """The job cannot succeed however often it is retried (e.g. no data)."""
 
@@ -563,7 +585,7 @@ class ReportService:
         row (the rule is learned from the whole shard), so the merge, the summary, the detail
         CSV and the page all follow from here."""
         records, summary, width, rows = PartRecords(), EvidenceSummary(), len(CSV_HEADER), 0
-        with contextlib.ExitStack() as files:
+        with fewer_collections(), contextlib.ExitStack() as files:
             spills: dict[int, IO[bytes]] = {}
             for shard, row in self.compute_rows(part.shards, part.data_now):
                 if store_ids is not None and row[0] not in store_ids:

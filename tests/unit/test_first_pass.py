@@ -2,8 +2,10 @@
 shard's blocks, is what ``core.report.evidence_in_business`` makes of the same polls, to the bit."""
 from __future__ import annotations
 
+import gc
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +14,7 @@ from chalicelib.core.interpolation import PollColumns, fleet_up_share
 from chalicelib.core.report import READ_RANGE, evidence_in_business, store_business
 from chalicelib.core.schedule import WeeklySchedule
 from chalicelib.core.units import DAY
-from chalicelib.reporting import ReportService
+from chalicelib.reporting import PART_GC_THRESHOLD, ReportService, fewer_collections
 from chalicelib.storage.blocks import decode_block, encode_block
 from chalicelib.storage.polls import ShardPolls, StorePolls, poll_value
 from tests.unit.test_core_properties import END_2030, START_2020, poll_lists, schedule_rows
@@ -83,3 +85,11 @@ def test_the_first_pass_gives_each_stores_evidence(fleet, silent, rows, zone, no
     assert fleet_up_share(e.polls for e in got.values()) == \
         fleet_up_share(evidence_in_business(sorted(set(content.get(s, []))), business, now).polls
                        for s in sorted(roster))
+
+
+def test_a_part_collects_less_often_and_restores_the_thresholds():
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), fewer_collections():
+        assert gc.get_threshold() == (PART_GC_THRESHOLD, *before[1:])
+        raise RuntimeError("a part that fails")
+    assert gc.get_threshold() == before
