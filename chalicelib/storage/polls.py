@@ -186,18 +186,27 @@ class StorePolls(Mapping[str, PollColumns]):
     def __init__(self, start: int, end: int) -> None:
         self._start, self._end = start, end
         # Per store: (day start, block number, first value, end value) of each block holding it.
-        self._pieces: dict[str, list[tuple[int, int, int, int]]] = defaultdict(list)
+        self._pieces: dict[str, list[tuple[int, int, int, int]]] = {}
+        # Stores whose pieces are not one a day in day order (blocks added out of order, or a
+        # day's blocks added one by one): ``__getitem__`` sorts and merges theirs.
+        self._unordered: set[str] = set()
         self._blocks: list[Block] = []
         self._decoded: dict[int, tuple[list[int], list[bool]]] = {}
 
     def add_block(self, day_start: int, block: Block) -> None:
         number = len(self._blocks)
         self._blocks.append(block)
-        offsets, pieces = block.offsets, self._pieces
+        offsets, pieces, unordered = block.offsets, self._pieces, self._unordered
         for index, store in enumerate(block.stores):
             lo, hi = offsets[index], offsets[index + 1]
             if lo < hi:
-                pieces[store].append((day_start, number, lo, hi))
+                found = pieces.get(store)
+                if found is None:
+                    pieces[store] = [(day_start, number, lo, hi)]
+                else:
+                    if found[-1][0] >= day_start:
+                        unordered.add(store)
+                    found.append((day_start, number, lo, hi))
 
     def add_day(self, day_start: int, blocks: Sequence[Block]) -> None:
         """A day's blocks. Several that share stores (a day's hourly segments, not yet compacted)
@@ -223,7 +232,9 @@ class StorePolls(Mapping[str, PollColumns]):
         pieces = self._pieces.get(store)
         if not pieces:
             raise KeyError(store)
-        pieces.sort(key=operator.itemgetter(0))  # by day; already so as read_shard adds them
+        if store not in self._unordered:
+            return self._one_piece_a_day(pieces)
+        pieces.sort(key=operator.itemgetter(0))  # by day
         days = [piece[0] for piece in pieces]
         if all(map(operator.lt, days, itertools.islice(days, 1, None))):
             return self._one_piece_a_day(pieces)
@@ -253,16 +264,19 @@ class StorePolls(Mapping[str, PollColumns]):
 
     def _one_piece_a_day(self, pieces: list[tuple[int, int, int, int]]) -> PollColumns:
         """``__getitem__`` when each day is in one block (always, once days are compacted):
-        slices of the blocks' columns, cut to ``[start, end]`` by bisection within them."""
-        start, end = self._start, self._end
+        slices of the blocks' columns, a day that crosses ``[start, end]`` (the first and last
+        of the read range) cut by bisection within its slice."""
+        start, end, decoded = self._start, self._end, self._decoded
         times: list[int] = []
         actives: list[bool] = []
         for day_start, number, lo, hi in pieces:
-            day_times, day_actives = self._columns(day_start, number)
-            lo = bisect.bisect_left(day_times, start, lo, hi)
-            hi = bisect.bisect_right(day_times, end, lo, hi)
+            columns = decoded.get(number) or self._columns(day_start, number)
+            day_times = columns[0]
+            if day_times[lo] < start or day_times[hi - 1] > end:
+                lo = bisect.bisect_left(day_times, start, lo, hi)
+                hi = bisect.bisect_right(day_times, end, lo, hi)
             times += day_times[lo:hi]
-            actives += day_actives[lo:hi]
+            actives += columns[1][lo:hi]
         return PollColumns(times, actives)
 
     def __iter__(self) -> Iterator[str]:
