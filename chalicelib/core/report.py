@@ -25,6 +25,7 @@ from chalicelib.core.interpolation import (
 )
 from chalicelib.core.outages import (
     OUTAGE_HEADER,
+    hundredths,
     open_per_hour,
     outage_fields,
     store_outages,
@@ -106,8 +107,21 @@ class StoreReport:
         return [self.store_id, *ups, *downs]
 
 
-def _hundredths(value: int) -> str:
-    return f"{value // 100}.{value % 100:02d}"
+_hundredths = hundredths
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_day(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY, timezone.utc).strftime("%Y-%m-%dT")
+
+
+def utc_stamp(at: int) -> str:
+    """``at`` as ``%Y-%m-%dT%H:%M:%SZ`` in UTC: the date formatted once per day (most of a
+    part's stores were last heard from on one day), the time of day by arithmetic."""
+    day, second = divmod(at, DAY)
+    hour, second = divmod(second, HOUR)
+    minute, second = divmod(second, 60)
+    return f"{_utc_day(day)}{hour:02d}:{minute:02d}:{second:02d}Z"
 
 
 def evidence_polls(polls: Sequence[Poll], business: Sequence[Span]) -> Sequence[Poll]:
@@ -221,9 +235,7 @@ class StoreEvidence:
             first = bisect.bisect_left(instants, now - length)
             fields += [_hundredths(business), _hundredths(backed), _hundredths(business - backed),
                        str(len(instants) - first)]
-        last = "" if self.last_poll is None else \
-            datetime.fromtimestamp(self.last_poll, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return fields + [last]
+        return fields + ["" if self.last_poll is None else utc_stamp(self.last_poll)]
 
 
 def store_evidence(polls: Iterable[Poll], schedule: Optional[WeeklySchedule], tz_name: str,
@@ -294,7 +306,7 @@ def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: Interpola
            + outage_fields(estimate, evidence.business, now, outages))
     if strip:
         week = outages["week"].outages
-        row.append(week_strip(evidence.business, week, now, windows.open_per_hour) if week
+        row.append(week_strip(evidence.business, week, now, windows.open_per_hour, windows.up_strip) if week
                    else windows.up_strip)
     return row
 
