@@ -333,6 +333,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         self._runs: Optional[tuple[list[float], list[Piece]]] = None  # _exact_runs, likewise
         self._shape: Optional[tuple[list[int], list[int]]] = None  # _gap_shape, likewise
         self._long_gaps: dict[int, Callable[[float, float], float]] = {}  # _long_gap, likewise
+        self._constants: dict[int, tuple[int, float, float, float, float, float]] = {}  # _gap_constants
 
     def _relaxing(self, state: float, d1: float, d2: float) -> float:
         held = max(0.0, min(d2, self._hold) - d1)
@@ -367,6 +368,13 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         after = t2 - (middle if middle > t1 else t1)
         return (self._states[gap] * (before if before > 0.0 else 0.0)
                 + self._states[gap + 1] * (after if after > 0.0 else 0.0))
+
+    def _gap_constants(self, gap: int) -> tuple[int, float, float, float, float, float]:
+        """Once per gap: a long gap's are read by its integral (``_long_gap``) and by ``settled``."""
+        constants = self._constants.get(gap)
+        if constants is None:
+            constants = self._constants[gap] = super()._gap_constants(gap)
+        return constants
 
     def _long_gap(self, gap: int) -> Callable[[float, float], float]:
         """``MarkovBridgeEstimate._bridge`` of one long gap as a function of ``(t1, t2)``, the
@@ -470,8 +478,11 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         t1, t2 = start - g0, end - g0
         near_end = (math.exp(-k * (length - t1)), math.exp(-k * (length - t2)))  # rising in t
         near_start = (math.exp(-k * t2), math.exp(-k * t1))  # falling in t: (min, max)
-        low = c0 + min(c1 * near_end[0], c1 * near_end[1]) + min(c2 * near_start[0], c2 * near_start[1])
-        high = c0 + max(c1 * near_end[0], c1 * near_end[1]) + max(c2 * near_start[0], c2 * near_start[1])
+        # min(a, b) is ``b if b < a else a`` and max(a, b) ``b if b > a else a``, spelled out
+        end_a, end_b = c1 * near_end[0], c1 * near_end[1]
+        start_a, start_b = c2 * near_start[0], c2 * near_start[1]
+        low = c0 + (end_b if end_b < end_a else end_a) + (start_b if start_b < start_a else start_a)
+        high = c0 + (end_b if end_b > end_a else end_a) + (start_b if start_b > start_a else start_a)
         if low / norm >= below + SETTLED_MARGIN:
             return False
         if high / norm < below - SETTLED_MARGIN:
@@ -504,8 +515,11 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if self._shape is None:
             times = self._times
             lengths = list(map(operator.sub, itertools.islice(times, 1, None), times))
+            # an integer length is over the float ``2 hold`` when it is over its floor: int
+            # comparisons, cheaper per gap than an int against a float
             long_gap = 2 * self._hold
-            self._shape = lengths, list(itertools.compress(itertools.count(), map(long_gap.__lt__, lengths)))
+            limit: Any = math.floor(long_gap) if math.isfinite(long_gap) else long_gap
+            self._shape = lengths, list(itertools.compress(itertools.count(), map(limit.__lt__, lengths)))
         return self._shape
 
     def _whole_gaps(self) -> list[float]:
