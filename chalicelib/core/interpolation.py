@@ -522,6 +522,16 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
             self._shape = lengths, list(itertools.compress(itertools.count(), map(limit.__lt__, lengths)))
         return self._shape
 
+    def gaps_over(self, times: Sequence[int], limit: int) -> Optional[list[int]]:
+        """The indices of the gaps longer than ``limit`` between ``times``, when they are this
+        estimate's own (the very list) and ``limit`` is at least the long-gap length: then they
+        are among the long gaps found once (``_gap_shape``), a few, not a pass over every gap.
+        None otherwise."""
+        if times is not self._times or not limit >= 2 * self._hold:
+            return None
+        lengths, long_gaps = self._gap_shape()
+        return [gap for gap in long_gaps if lengths[gap] > limit]
+
     def _whole_gaps(self) -> list[float]:
         """``_bridge(gap, 0, length)`` of every gap; short gaps by its own expression, inlined
         (tests/test_outages.py checks both agree to the bit)."""

@@ -162,16 +162,21 @@ def _instants(polls: Sequence[Poll]) -> list[int]:
     return polls.times if isinstance(polls, PollColumns) else [at for at, _ in polls]
 
 
-def _near_spans(polls: Sequence[Poll], hold: int) -> list[Span]:
+def _near_spans(polls: Sequence[Poll], hold: int, estimate: Optional[UptimeEstimate] = None) -> list[Span]:
     """``merge_spans`` of ``[at - hold, at + hold + 1)`` around each of the sorted ``polls``,
-    in one pass: two neighbours' spans join unless the polls are over ``2 hold + 1`` apart."""
+    in one pass: two neighbours' spans join unless the polls are over ``2 hold + 1`` apart.
+    ``estimate``: the rule's of ``polls``, which may know those gaps already (``gaps_over``)."""
     if not polls:
         return []
     instants = _instants(polls)
     reach = 2 * hold + 1
-    # the indices (from 1) whose gap to the poll before is over ``reach``, found at C speed
-    gaps = map(operator.sub, itertools.islice(instants, 1, None), instants)
-    cuts = list(itertools.compress(itertools.count(1), map(reach.__lt__, gaps)))
+    gaps_over = getattr(estimate, "gaps_over", None)
+    known = gaps_over(instants, reach) if gaps_over is not None else None
+    if known is not None:
+        cuts = [gap + 1 for gap in known]
+    else:  # the indices (from 1) whose gap to the poll before is over ``reach``, found at C speed
+        gaps = map(operator.sub, itertools.islice(instants, 1, None), instants)
+        cuts = list(itertools.compress(itertools.count(1), map(reach.__lt__, gaps)))
     return [(instants[a] - hold, instants[b - 1] + hold + 1)
             for a, b in itertools.pairwise([0, *cuts, len(instants)])]
 
@@ -221,11 +226,13 @@ class StoreEvidence:
     last_poll: Optional[int] = None
 
     def detail_fields(self, now: int, hold: int = int(HOLD_HOURS * 3600),
-                      windows: Optional[BusinessWindows] = None) -> list[str]:
+                      windows: Optional[BusinessWindows] = None,
+                      estimate: Optional[UptimeEstimate] = None) -> list[str]:
         """The detail report's extra columns (``DETAIL_EXTRA_HEADER``) for this store;
-        ``windows``: ``business_windows`` of its business time when the caller has them."""
+        ``windows``: ``business_windows`` of its business time when the caller has them;
+        ``estimate``: the rule's of its polls, likewise (``_near_spans``)."""
         windows = windows if windows is not None else business_windows(self.business, now)
-        near = _near_spans(self.polls, hold)
+        near = _near_spans(self.polls, hold, estimate)
         instants = _instants(self.polls)
         fields = []
         for (_name, length), spans, seconds in zip(WINDOWS, windows.spans, windows.seconds, strict=True):
@@ -302,7 +309,7 @@ def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: Interpola
     estimate = rule(evidence.polls)
     outages = store_outages(estimate, evidence.business, now, week_business=windows.spans[-1])
     row = (report_from_evidence(store_id, evidence, now, rule, estimate, windows).csv_fields()
-           + evidence.detail_fields(now, windows=windows)
+           + evidence.detail_fields(now, windows=windows, estimate=estimate)
            + outage_fields(estimate, evidence.business, now, outages))
     if strip:
         week = outages["week"].outages

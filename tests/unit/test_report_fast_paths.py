@@ -195,6 +195,19 @@ def test_hundredths_and_utc_stamps_are_the_formats_they_replaced():
         assert utc_stamp(at) == datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       hold=st.sampled_from([0, 1, 5399, 5400, 5401, 20_000]), columns=st.booleans())
+def test_near_spans_cut_at_the_estimates_long_gaps_as_at_every_gap(now, offsets, share, hold, columns):
+    """``_near_spans`` given the estimate reads its cuts off the long gaps; the same spans."""
+    times = sorted({now + offset for offset, _ in offsets})
+    actives = {now + offset: active for offset, active in offsets}
+    polls: Any = (PollColumns(times, [actives[at] for at in times]) if columns
+                  else [Poll(at, actives[at]) for at in times])
+    estimate = paced_silence(polls, share, now - READ_RANGE, now)
+    assert _near_spans(polls, hold, estimate) == _near_spans(polls, hold)
+
+
 def test_near_spans_and_their_overlap_are_merge_and_clip():
     rng = random.Random(9)
     for _ in range(3000):
