@@ -515,11 +515,12 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if self._shape is None:
             times = self._times
             lengths = list(map(operator.sub, itertools.islice(times, 1, None), times))
-            # an integer length is over the float ``2 hold`` when it is over its floor: int
-            # comparisons, cheaper per gap than an int against a float
+            # an integer length is over the float ``2 hold`` when it is over its floor (int
+            # comparisons); ``operator.lt`` is a fast call per gap, a bound ``__lt__`` is not
             long_gap = 2 * self._hold
             limit: Any = math.floor(long_gap) if math.isfinite(long_gap) else long_gap
-            self._shape = lengths, list(itertools.compress(itertools.count(), map(limit.__lt__, lengths)))
+            over = map(operator.lt, itertools.repeat(limit), lengths)
+            self._shape = lengths, list(itertools.compress(itertools.count(), over))
         return self._shape
 
     def gaps_over(self, times: Sequence[int], limit: int) -> Optional[list[int]]:

@@ -176,7 +176,7 @@ def _near_spans(polls: Sequence[Poll], hold: int, estimate: Optional[UptimeEstim
         cuts = [gap + 1 for gap in known]
     else:  # the indices (from 1) whose gap to the poll before is over ``reach``, found at C speed
         gaps = map(operator.sub, itertools.islice(instants, 1, None), instants)
-        cuts = list(itertools.compress(itertools.count(1), map(reach.__lt__, gaps)))
+        cuts = list(itertools.compress(itertools.count(1), map(operator.lt, itertools.repeat(reach), gaps)))
     return [(instants[a] - hold, instants[b - 1] + hold + 1)
             for a, b in itertools.pairwise([0, *cuts, len(instants)])]
 
