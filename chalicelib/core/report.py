@@ -208,12 +208,19 @@ class BusinessWindows:
     open_per_hour: list[int]
     #: the week strip of a store without outages (``outages.up_strip``)
     up_strip: str
+    #: the windows' spans, each once (the windows nest, hour in day in week: a span whole in
+    #: two windows is one), and each window's spans as indices into them
+    distinct: list[Span]
+    members: tuple[list[int], ...]
 
 
 def business_windows(business: list[Span], now: int) -> BusinessWindows:
     spans = tuple(clip_spans(business, now - length, now) for _name, length in WINDOWS)
     hours = open_per_hour(business, now)
-    return BusinessWindows(business, spans, tuple(map(total_seconds, spans)), hours, up_strip(hours))
+    index: dict[Span, int] = {}
+    members = tuple([index.setdefault(span, len(index)) for span in window] for window in spans)
+    return BusinessWindows(business, spans, tuple(map(total_seconds, spans)), hours, up_strip(hours),
+                           list(index), members)
 
 
 @dataclass(frozen=True)
@@ -288,14 +295,11 @@ def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
     windows = windows if windows is not None else business_windows(evidence.business, now)
     totals = {}
     # The windows nest (hour in day in week): a business span whole in two windows is
-    # integrated once, the very same call, so the same float.
-    uptimes: dict[Span, float] = {}
-    uptime_seconds = estimate.uptime_seconds
-    for (name, _length), spans, seconds in zip(WINDOWS, windows.spans, windows.seconds, strict=True):
-        for span in spans:
-            if span not in uptimes:
-                uptimes[span] = uptime_seconds(*span)
-        totals[name] = WindowTotals(business=seconds, uptime=sum(uptimes[span] for span in spans))
+    # integrated once, the very same call, so the same float; each window adds its spans'
+    # in order. Which spans those are depends on the business time alone (``windows``).
+    uptimes = list(itertools.starmap(estimate.uptime_seconds, windows.distinct))
+    for (name, _length), members, seconds in zip(WINDOWS, windows.members, windows.seconds, strict=True):
+        totals[name] = WindowTotals(business=seconds, uptime=sum(map(uptimes.__getitem__, members)))
     return StoreReport(store_id=store_id, **totals)
 
 
