@@ -535,13 +535,15 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
 
     def _whole_gaps(self) -> list[float]:
         """``_bridge(gap, 0, length)`` of every gap; short gaps by its own expression, inlined
-        (tests/test_outages.py checks both agree to the bit)."""
+        (tests/test_outages.py checks both agree to the bit). Only ever added to a float
+        (``_gaps_uptime``): a gap up at both ends is kept as its int length, which that
+        addition converts exactly as ``float`` would."""
         if self._whole is None:
             states = self._states
             lengths, long_gaps = self._gap_shape()
             # up at both ends (most gaps): ``1.0 * h + 1.0 * (length - h)`` with ``h = length / 2.0``
             # is exactly ``float(length)`` (half an integer and the rest are exact floats)
-            whole = list(map(float, lengths))
+            whole: list[Any] = lengths.copy()
             if 0.0 in states:  # the gaps with a down end, by the expression
                 both_up = map(operator.mul, states, itertools.islice(states, 1, None))
                 for gap in itertools.compress(itertools.count(), map(operator.not_, both_up)):
