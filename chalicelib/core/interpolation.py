@@ -333,6 +333,7 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         self._runs: Optional[tuple[list[float], list[Piece]]] = None  # _exact_runs, likewise
         self._shape: Optional[tuple[list[int], list[int]]] = None  # _gap_shape, likewise
         self._long_gaps: dict[int, Callable[[float, float], float]] = {}  # _long_gap, likewise
+        self._constants: dict[int, tuple[int, float, float, float, float, float]] = {}  # _gap_constants
 
     def _relaxing(self, state: float, d1: float, d2: float) -> float:
         held = max(0.0, min(d2, self._hold) - d1)
@@ -367,6 +368,13 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         after = t2 - (middle if middle > t1 else t1)
         return (self._states[gap] * (before if before > 0.0 else 0.0)
                 + self._states[gap + 1] * (after if after > 0.0 else 0.0))
+
+    def _gap_constants(self, gap: int) -> tuple[int, float, float, float, float, float]:
+        """Once per gap: a long gap's are read by its integral (``_long_gap``) and by ``settled``."""
+        constants = self._constants.get(gap)
+        if constants is None:
+            constants = self._constants[gap] = super()._gap_constants(gap)
+        return constants
 
     def _long_gap(self, gap: int) -> Callable[[float, float], float]:
         """``MarkovBridgeEstimate._bridge`` of one long gap as a function of ``(t1, t2)``, the
@@ -470,8 +478,11 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         t1, t2 = start - g0, end - g0
         near_end = (math.exp(-k * (length - t1)), math.exp(-k * (length - t2)))  # rising in t
         near_start = (math.exp(-k * t2), math.exp(-k * t1))  # falling in t: (min, max)
-        low = c0 + min(c1 * near_end[0], c1 * near_end[1]) + min(c2 * near_start[0], c2 * near_start[1])
-        high = c0 + max(c1 * near_end[0], c1 * near_end[1]) + max(c2 * near_start[0], c2 * near_start[1])
+        # min(a, b) is ``b if b < a else a`` and max(a, b) ``b if b > a else a``, spelled out
+        end_a, end_b = c1 * near_end[0], c1 * near_end[1]
+        start_a, start_b = c2 * near_start[0], c2 * near_start[1]
+        low = c0 + (end_b if end_b < end_a else end_a) + (start_b if start_b < start_a else start_a)
+        high = c0 + (end_b if end_b > end_a else end_a) + (start_b if start_b > start_a else start_a)
         if low / norm >= below + SETTLED_MARGIN:
             return False
         if high / norm < below - SETTLED_MARGIN:
@@ -504,19 +515,35 @@ class NearestThenMarkovEstimate(MarkovBridgeEstimate):
         if self._shape is None:
             times = self._times
             lengths = list(map(operator.sub, itertools.islice(times, 1, None), times))
+            # an integer length is over the float ``2 hold`` when it is over its floor (int
+            # comparisons); ``operator.lt`` is a fast call per gap, a bound ``__lt__`` is not
             long_gap = 2 * self._hold
-            self._shape = lengths, list(itertools.compress(itertools.count(), map(long_gap.__lt__, lengths)))
+            limit: Any = math.floor(long_gap) if math.isfinite(long_gap) else long_gap
+            over = map(operator.lt, itertools.repeat(limit), lengths)
+            self._shape = lengths, list(itertools.compress(itertools.count(), over))
         return self._shape
+
+    def gaps_over(self, times: Sequence[int], limit: int) -> Optional[list[int]]:
+        """The indices of the gaps longer than ``limit`` between ``times``, when they are this
+        estimate's own (the very list) and ``limit`` is at least the long-gap length: then they
+        are among the long gaps found once (``_gap_shape``), a few, not a pass over every gap.
+        None otherwise."""
+        if times is not self._times or not limit >= 2 * self._hold:
+            return None
+        lengths, long_gaps = self._gap_shape()
+        return [gap for gap in long_gaps if lengths[gap] > limit]
 
     def _whole_gaps(self) -> list[float]:
         """``_bridge(gap, 0, length)`` of every gap; short gaps by its own expression, inlined
-        (tests/test_outages.py checks both agree to the bit)."""
+        (tests/test_outages.py checks both agree to the bit). Only ever added to a float
+        (``_gaps_uptime``): a gap up at both ends is kept as its int length, which that
+        addition converts exactly as ``float`` would."""
         if self._whole is None:
             states = self._states
             lengths, long_gaps = self._gap_shape()
             # up at both ends (most gaps): ``1.0 * h + 1.0 * (length - h)`` with ``h = length / 2.0``
             # is exactly ``float(length)`` (half an integer and the rest are exact floats)
-            whole = list(map(float, lengths))
+            whole: list[Any] = lengths.copy()
             if 0.0 in states:  # the gaps with a down end, by the expression
                 both_up = map(operator.mul, states, itertools.islice(states, 1, None))
                 for gap in itertools.compress(itertools.count(), map(operator.not_, both_up)):

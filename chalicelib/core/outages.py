@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import itertools
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from chalicelib.core.interpolation import Piece, UptimeEstimate
 from chalicelib.core.schedule import Span, clip_spans
@@ -190,9 +190,21 @@ def store_outages(estimate: UptimeEstimate, business: Sequence[Span], now: int,
     return {name: window_outages(down, now - length, now, min_seconds) for name, length, _ in _WINDOWS}
 
 
+class _Hundredths(dict[int, str]):
+    """Hundredths as printed (``1234`` -> ``"12.34"``), each value formatted once: a detail row
+    prints ~20 of them and a week has only 16,800 hundredths of an hour."""
+
+    def __missing__(self, value: int) -> str:
+        text = self[value] = f"{value // 100}.{value % 100:02d}"
+        return text
+
+
+#: ``hundredths(value)``: ``f"{value // 100}.{value % 100:02d}"`` (a lookup at C speed).
+hundredths: Callable[[int], str] = _Hundredths().__getitem__
+
+
 def _hundredths(seconds: float, unit: int) -> str:
-    value = round(seconds * 100 / unit)
-    return f"{value // 100}.{value % 100:02d}"
+    return hundredths(round(seconds * 100 / unit))
 
 
 #: ``outage_fields`` of a window without outages: none, the longest and total zero, no MTTR.
@@ -221,18 +233,22 @@ STRIP_CLOSED, STRIP_UP, STRIP_DOWN, STRIP_PARTLY = ".", "+", "-", "~"
 
 
 def week_strip(business: Sequence[Span], outages: Sequence[Span], now: int,
-               open_seconds: Optional[list[int]] = None) -> str:
+               open_seconds: Optional[list[int]] = None, up: Optional[str] = None) -> str:
     """The week ending at ``now`` in 168 characters, one per hour, oldest first: what the
     report page draws (``STRIP_*``); ``outages`` are the week's. ``open_seconds``:
-    ``open_per_hour(business, now)`` when the caller has it (stores share business times)."""
+    ``open_per_hour(business, now)`` and ``up``: ``up_strip`` of it, when the caller has them
+    (stores share business times). The hours the outages touch are redrawn on ``up``: most
+    of a week is not in outage even for a store with some."""
     start = now - WEEK
     open_seconds = open_seconds if open_seconds is not None else _seconds_per_hour(business, start)
-    down_seconds = _seconds_per_hour(outages, start) if outages else None
-    if down_seconds is None or not any(down_seconds):
-        return up_strip(open_seconds)
-    return "".join([STRIP_CLOSED if not opened else STRIP_UP if not down
-                    else STRIP_DOWN if down >= opened else STRIP_PARTLY
-                    for opened, down in zip(open_seconds, down_seconds, strict=True)])
+    up = up if up is not None else up_strip(open_seconds)
+    strip = None
+    for hour, down in _touched_hours(outages, start).items():
+        opened = open_seconds[hour]
+        if down and opened:  # an open hour in outage: all of its business time, or some
+            strip = strip or list(up)
+            strip[hour] = STRIP_DOWN if down >= opened else STRIP_PARTLY
+    return up if strip is None else "".join(strip)
 
 
 def up_strip(open_seconds: Sequence[int]) -> str:
@@ -244,6 +260,26 @@ def up_strip(open_seconds: Sequence[int]) -> str:
 def open_per_hour(business: Sequence[Span], now: int) -> list[int]:
     """Business seconds in each hour of the week ending at ``now``: ``week_strip``'s open hours."""
     return _seconds_per_hour(business, now - WEEK)
+
+
+def _touched_hours(spans: Sequence[Span], start: int) -> dict[int, int]:
+    """``_seconds_per_hour`` of ``spans`` where it is not zero, or may not be: the hours the
+    spans touch (by index), in no useful order."""
+    totals: dict[int, int] = {}
+    end = start + WEEK
+    for lo, hi in spans:
+        lo, hi = (start if start > lo else lo), (end if end < hi else hi)  # max, min
+        if lo >= hi:
+            continue
+        first, last = (lo - start) // HOUR, (hi - 1 - start) // HOUR
+        if first == last:
+            totals[first] = totals.get(first, 0) + hi - lo
+            continue
+        totals[first] = totals.get(first, 0) + start + (first + 1) * HOUR - lo
+        for hour in range(first + 1, last):
+            totals[hour] = totals.get(hour, 0) + HOUR
+        totals[last] = totals.get(last, 0) + hi - (start + last * HOUR)
+    return totals
 
 
 def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:

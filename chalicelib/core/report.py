@@ -25,6 +25,7 @@ from chalicelib.core.interpolation import (
 )
 from chalicelib.core.outages import (
     OUTAGE_HEADER,
+    hundredths,
     open_per_hour,
     outage_fields,
     store_outages,
@@ -106,8 +107,21 @@ class StoreReport:
         return [self.store_id, *ups, *downs]
 
 
-def _hundredths(value: int) -> str:
-    return f"{value // 100}.{value % 100:02d}"
+_hundredths = hundredths
+
+
+@functools.lru_cache(maxsize=64)
+def _utc_day(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY, timezone.utc).strftime("%Y-%m-%dT")
+
+
+def utc_stamp(at: int) -> str:
+    """``at`` as ``%Y-%m-%dT%H:%M:%SZ`` in UTC: the date formatted once per day (most of a
+    part's stores were last heard from on one day), the time of day by arithmetic."""
+    day, second = divmod(at, DAY)
+    hour, second = divmod(second, HOUR)
+    minute, second = divmod(second, 60)
+    return f"{_utc_day(day)}{hour:02d}:{minute:02d}:{second:02d}Z"
 
 
 def evidence_polls(polls: Sequence[Poll], business: Sequence[Span]) -> Sequence[Poll]:
@@ -148,16 +162,21 @@ def _instants(polls: Sequence[Poll]) -> list[int]:
     return polls.times if isinstance(polls, PollColumns) else [at for at, _ in polls]
 
 
-def _near_spans(polls: Sequence[Poll], hold: int) -> list[Span]:
+def _near_spans(polls: Sequence[Poll], hold: int, estimate: Optional[UptimeEstimate] = None) -> list[Span]:
     """``merge_spans`` of ``[at - hold, at + hold + 1)`` around each of the sorted ``polls``,
-    in one pass: two neighbours' spans join unless the polls are over ``2 hold + 1`` apart."""
+    in one pass: two neighbours' spans join unless the polls are over ``2 hold + 1`` apart.
+    ``estimate``: the rule's of ``polls``, which may know those gaps already (``gaps_over``)."""
     if not polls:
         return []
     instants = _instants(polls)
     reach = 2 * hold + 1
-    # the indices (from 1) whose gap to the poll before is over ``reach``, found at C speed
-    gaps = map(operator.sub, itertools.islice(instants, 1, None), instants)
-    cuts = list(itertools.compress(itertools.count(1), map(reach.__lt__, gaps)))
+    gaps_over = getattr(estimate, "gaps_over", None)
+    known = gaps_over(instants, reach) if gaps_over is not None else None
+    if known is not None:
+        cuts = [gap + 1 for gap in known]
+    else:  # the indices (from 1) whose gap to the poll before is over ``reach``, found at C speed
+        gaps = map(operator.sub, itertools.islice(instants, 1, None), instants)
+        cuts = list(itertools.compress(itertools.count(1), map(operator.lt, itertools.repeat(reach), gaps)))
     return [(instants[a] - hold, instants[b - 1] + hold + 1)
             for a, b in itertools.pairwise([0, *cuts, len(instants)])]
 
@@ -189,12 +208,19 @@ class BusinessWindows:
     open_per_hour: list[int]
     #: the week strip of a store without outages (``outages.up_strip``)
     up_strip: str
+    #: the windows' spans, each once (the windows nest, hour in day in week: a span whole in
+    #: two windows is one), and each window's spans as indices into them
+    distinct: list[Span]
+    members: tuple[list[int], ...]
 
 
 def business_windows(business: list[Span], now: int) -> BusinessWindows:
     spans = tuple(clip_spans(business, now - length, now) for _name, length in WINDOWS)
     hours = open_per_hour(business, now)
-    return BusinessWindows(business, spans, tuple(map(total_seconds, spans)), hours, up_strip(hours))
+    index: dict[Span, int] = {}
+    members = tuple([index.setdefault(span, len(index)) for span in window] for window in spans)
+    return BusinessWindows(business, spans, tuple(map(total_seconds, spans)), hours, up_strip(hours),
+                           list(index), members)
 
 
 @dataclass(frozen=True)
@@ -207,11 +233,13 @@ class StoreEvidence:
     last_poll: Optional[int] = None
 
     def detail_fields(self, now: int, hold: int = int(HOLD_HOURS * 3600),
-                      windows: Optional[BusinessWindows] = None) -> list[str]:
+                      windows: Optional[BusinessWindows] = None,
+                      estimate: Optional[UptimeEstimate] = None) -> list[str]:
         """The detail report's extra columns (``DETAIL_EXTRA_HEADER``) for this store;
-        ``windows``: ``business_windows`` of its business time when the caller has them."""
+        ``windows``: ``business_windows`` of its business time when the caller has them;
+        ``estimate``: the rule's of its polls, likewise (``_near_spans``)."""
         windows = windows if windows is not None else business_windows(self.business, now)
-        near = _near_spans(self.polls, hold)
+        near = _near_spans(self.polls, hold, estimate)
         instants = _instants(self.polls)
         fields = []
         for (_name, length), spans, seconds in zip(WINDOWS, windows.spans, windows.seconds, strict=True):
@@ -221,9 +249,7 @@ class StoreEvidence:
             first = bisect.bisect_left(instants, now - length)
             fields += [_hundredths(business), _hundredths(backed), _hundredths(business - backed),
                        str(len(instants) - first)]
-        last = "" if self.last_poll is None else \
-            datetime.fromtimestamp(self.last_poll, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return fields + [last]
+        return fields + ["" if self.last_poll is None else utc_stamp(self.last_poll)]
 
 
 def store_evidence(polls: Iterable[Poll], schedule: Optional[WeeklySchedule], tz_name: str,
@@ -269,14 +295,11 @@ def report_from_evidence(store_id: str, evidence: StoreEvidence, now: int,
     windows = windows if windows is not None else business_windows(evidence.business, now)
     totals = {}
     # The windows nest (hour in day in week): a business span whole in two windows is
-    # integrated once, the very same call, so the same float.
-    uptimes: dict[Span, float] = {}
-    uptime_seconds = estimate.uptime_seconds
-    for (name, _length), spans, seconds in zip(WINDOWS, windows.spans, windows.seconds, strict=True):
-        for span in spans:
-            if span not in uptimes:
-                uptimes[span] = uptime_seconds(*span)
-        totals[name] = WindowTotals(business=seconds, uptime=sum(uptimes[span] for span in spans))
+    # integrated once, the very same call, so the same float; each window adds its spans'
+    # in order. Which spans those are depends on the business time alone (``windows``).
+    uptimes = list(itertools.starmap(estimate.uptime_seconds, windows.distinct))
+    for (name, _length), members, seconds in zip(WINDOWS, windows.members, windows.seconds, strict=True):
+        totals[name] = WindowTotals(business=seconds, uptime=sum(map(uptimes.__getitem__, members)))
     return StoreReport(store_id=store_id, **totals)
 
 
@@ -290,11 +313,11 @@ def detail_row(store_id: str, evidence: StoreEvidence, now: int, rule: Interpola
     estimate = rule(evidence.polls)
     outages = store_outages(estimate, evidence.business, now, week_business=windows.spans[-1])
     row = (report_from_evidence(store_id, evidence, now, rule, estimate, windows).csv_fields()
-           + evidence.detail_fields(now, windows=windows)
+           + evidence.detail_fields(now, windows=windows, estimate=estimate)
            + outage_fields(estimate, evidence.business, now, outages))
     if strip:
         week = outages["week"].outages
-        row.append(week_strip(evidence.business, week, now, windows.open_per_hour) if week
+        row.append(week_strip(evidence.business, week, now, windows.open_per_hour, windows.up_strip) if week
                    else windows.up_strip)
     return row
 

@@ -9,6 +9,7 @@ import bisect
 import csv
 import random
 import time
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +26,15 @@ from chalicelib.core.interpolation import (
     poll_weight,
     poll_weights,
 )
-from chalicelib.core.outages import HOUR, WEEK, _seconds_per_hour
+from chalicelib.core.outages import (
+    HOUR,
+    WEEK,
+    _seconds_per_hour,
+    hundredths,
+    open_per_hour,
+    up_strip,
+    week_strip,
+)
 from chalicelib.core.parsing import (
     InvalidField,
     _canonical_timestamp,
@@ -39,6 +48,7 @@ from chalicelib.core.report import (
     default_rule,
     detail_row,
     store_evidence,
+    utc_stamp,
 )
 from chalicelib.core.schedule import WeeklySchedule, clip_spans, merge_spans, total_seconds
 from chalicelib.core.units import DAY
@@ -151,6 +161,51 @@ def test_seconds_per_hour_fills_whole_hours_as_hour_by_hour_did():
         start = rng.randrange(START_2020, END_2030)
         spans = _disjoint_spans(rng, start - 90_000, start + WEEK + 90_000, rng.randrange(0, 12))
         assert _seconds_per_hour(spans, start) == _seconds_per_hour_by_hour(spans, start)
+
+
+def _strip_from_every_hour(business: list[tuple[int, int]], outages: list[tuple[int, int]], now: int) -> str:
+    """``week_strip`` as drawn before it redrew only the touched hours: every hour compared."""
+    start = now - WEEK
+    opened_hours, down_hours = _seconds_per_hour(business, start), _seconds_per_hour(outages, start)
+    return "".join(["." if not opened else "+" if not down else "-" if down >= opened else "~"
+                    for opened, down in zip(opened_hours, down_hours, strict=True)])
+
+
+def test_week_strip_redraws_the_touched_hours_as_every_hour_drawn():
+    rng = random.Random(10)
+    for _ in range(3000):
+        now = rng.randrange(START_2020, END_2030)
+        business = _disjoint_spans(rng, now - WEEK - 90_000, now + 90_000, rng.randrange(0, 15))
+        # outages inside business time (as the report's are), or anywhere (the contract)
+        inside = [(lo, rng.randrange(lo + 1, hi + 1)) for lo, hi in business if rng.random() < 0.4]
+        anywhere = _disjoint_spans(rng, now - WEEK - 90_000, now + 90_000, rng.randrange(0, 8))
+        for outages in (inside, anywhere, []):
+            expected = _strip_from_every_hour(business, outages, now)
+            hours = open_per_hour(business, now)
+            assert week_strip(business, outages, now) == expected
+            assert week_strip(business, outages, now, hours, up_strip(hours)) == expected
+
+
+def test_hundredths_and_utc_stamps_are_the_formats_they_replaced():
+    for value in [*range(0, 20_000), 99_999, 1_234_567]:
+        assert hundredths(value) == f"{value // 100}.{value % 100:02d}"
+        assert hundredths(value) == f"{value // 100}.{value % 100:02d}"  # the stored one, again
+    rng = random.Random(11)
+    for at in [0, START_2020, END_2030, *(rng.randrange(0, 2 * END_2030) for _ in range(20_000))]:
+        assert utc_stamp(at) == datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@common
+@given(now=st.integers(START_2020, END_2030), offsets=poll_lists, share=st.floats(0.05, 0.95),
+       hold=st.sampled_from([0, 1, 5399, 5400, 5401, 20_000]), columns=st.booleans())
+def test_near_spans_cut_at_the_estimates_long_gaps_as_at_every_gap(now, offsets, share, hold, columns):
+    """``_near_spans`` given the estimate reads its cuts off the long gaps; the same spans."""
+    times = sorted({now + offset for offset, _ in offsets})
+    actives = {now + offset: active for offset, active in offsets}
+    polls: Any = (PollColumns(times, [actives[at] for at in times]) if columns
+                  else [Poll(at, actives[at]) for at in times])
+    estimate = paced_silence(polls, share, now - READ_RANGE, now)
+    assert _near_spans(polls, hold, estimate) == _near_spans(polls, hold)
 
 
 def test_near_spans_and_their_overlap_are_merge_and_clip():
