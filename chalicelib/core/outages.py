@@ -283,20 +283,9 @@ def _touched_hours(spans: Sequence[Span], start: int) -> dict[int, int]:
 
 
 def _seconds_per_hour(spans: Sequence[Span], start: int) -> list[int]:
-    """Seconds of ``spans`` in each of the 168 hours from ``start``: one pass over the spans
-    (every report row draws a strip, so not 168 clips of the whole list), whole hours
-    inside a span filled at once."""
+    """Seconds of ``spans`` in each of the 168 hours from ``start``: ``_touched_hours`` laid out
+    as a list (a report computes it once per business time, not once per row)."""
     totals = [0] * 168
-    end = start + WEEK
-    for lo, hi in spans:
-        lo, hi = (start if start > lo else lo), (end if end < hi else hi)  # max, min
-        if lo >= hi:
-            continue
-        first, last = (lo - start) // HOUR, (hi - 1 - start) // HOUR
-        if first == last:
-            totals[first] += hi - lo
-            continue
-        totals[first] += start + (first + 1) * HOUR - lo
-        totals[first + 1:last] = [value + HOUR for value in totals[first + 1:last]]
-        totals[last] += hi - (start + last * HOUR)
+    for hour, seconds in _touched_hours(spans, start).items():
+        totals[hour] = seconds
     return totals
